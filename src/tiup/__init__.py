@@ -1,0 +1,6 @@
+"""tiup: a Python implementation of TiUP's component manager and private mirrors."""
+
+__version__ = "0.1.0"
+
+#: The Go TiUP release whose formats and behaviour this package follows.
+TIUP_COMPAT_VERSION = "1.16.5"

@@ -1,0 +1,193 @@
+"""The signed envelope ``{"signatures": [...], "signed": {...}}``.
+
+Readers keep the exact bytes of the ``signed`` value as they appear in the
+file: signatures are verified over those bytes, never over a
+re-serialisation (``format.md`` §6.3). Writers produce canonical JSON of the
+whole envelope, so the raw span equals canonical(``signed``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiup.errors import CanonicalFormError, ManifestError
+from tiup.manifest.canonical import CanonicalJSONError, decode_json_strict, encode_canonical
+from tiup.manifest.models import Signed, signed_from_dict
+
+
+@dataclass(frozen=True)
+class Signature:
+    keyid: str
+    sig: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"keyid": self.keyid, "sig": self.sig}
+
+
+@dataclass
+class Envelope:
+    """A parsed manifest file.
+
+    Attributes:
+        signatures: as listed in the file (order kept).
+        signed: the ``signed`` object as plain JSON values.
+        signed_raw: the exact bytes of the ``signed`` value in the file.
+        source: the file name or URL, for error messages.
+    """
+
+    signatures: list[Signature]
+    signed: dict[str, Any]
+    signed_raw: bytes
+    source: str = ""
+    extra_members: list[str] = field(default_factory=list)
+
+    @property
+    def type(self) -> str:
+        kind = self.signed.get("_type")
+        return kind if isinstance(kind, str) else ""
+
+    def model(self) -> Signed:
+        """The typed model of the ``signed`` part. Raises ManifestError."""
+        return signed_from_dict(self.signed, self.source)
+
+
+def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise CanonicalJSONError(f"duplicate member name {key!r}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise CanonicalJSONError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_strict_pairs, parse_constant=_reject_constant)
+_WS = " \t\n\r"
+_scanstring: Any = json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+def parse_envelope(data: bytes, source: str) -> Envelope:
+    """Parse a manifest file, keeping the raw bytes of ``signed``.
+
+    Raises:
+        ManifestError: not UTF-8 JSON, duplicate members, missing or malformed
+            ``signatures`` / ``signed``.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{source} is not valid UTF-8: {exc}", file=source) from exc
+    signatures: object = None
+    signed: object = None
+    signed_raw: bytes | None = None
+    extras: list[str] = []
+    seen: set[str] = set()
+    try:
+        i = _skip(text, 0)
+        if text[i : i + 1] != "{":
+            raise ManifestError(f"{source} is not a JSON object", file=source)
+        i = _skip(text, i + 1)
+        if text[i : i + 1] == "}":
+            i += 1
+        else:
+            while True:
+                if text[i : i + 1] != '"':
+                    raise ValueError(f"expected a member name at offset {i}")
+                name, i = _scanstring(text, i + 1)
+                if name in seen:
+                    raise CanonicalJSONError(f"duplicate member name {name!r}")
+                seen.add(name)
+                i = _skip(text, i)
+                if text[i : i + 1] != ":":
+                    raise ValueError(f"expected ':' at offset {i}")
+                i = _skip(text, i + 1)
+                value, end = _DECODER.raw_decode(text, i)
+                if name == "signed":
+                    signed, signed_raw = value, text[i:end].encode("utf-8")
+                elif name == "signatures":
+                    signatures = value
+                else:
+                    extras.append(name)
+                i = _skip(text, end)
+                if text[i : i + 1] == ",":
+                    i = _skip(text, i + 1)
+                    continue
+                if text[i : i + 1] == "}":
+                    i += 1
+                    break
+                raise ValueError(f"expected ',' or '}}' at offset {i}")
+        if _skip(text, i) != len(text):
+            raise ValueError(f"unexpected data after the object at offset {i}")
+    except ManifestError:
+        raise
+    except (ValueError, CanonicalJSONError) as exc:
+        raise ManifestError(f"{source} is not valid JSON: {exc}", file=source) from exc
+    if not isinstance(signed, dict) or signed_raw is None:
+        raise ManifestError(f"{source} has no 'signed' object", file=source)
+    if not isinstance(signatures, list):
+        raise ManifestError(f"{source} has no 'signatures' list", file=source)
+    sigs: list[Signature] = []
+    for entry in signatures:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("keyid"), str)
+            or not isinstance(entry.get("sig"), str)
+        ):
+            raise ManifestError(
+                f"{source}: each signature must be {{'keyid': str, 'sig': str}}", file=source
+            )
+        sigs.append(Signature(entry["keyid"], entry["sig"]))
+    return Envelope(sigs, signed, signed_raw, source, extras)
+
+
+def _skip(text: str, i: int) -> int:
+    while i < len(text) and text[i] in _WS:
+        i += 1
+    return i
+
+
+def parse_json(data: bytes, source: str) -> Any:
+    """Strictly parse JSON bytes (no duplicate members, no NaN). Raises ManifestError."""
+    try:
+        return decode_json_strict(data)
+    except CanonicalJSONError as exc:
+        raise ManifestError(f"{source} is not valid JSON: {exc}", file=source) from exc
+
+
+def signed_bytes(signed: Signed | dict[str, Any]) -> bytes:
+    """The canonical bytes that are signed: canonical(``signed``)."""
+    obj = signed.to_dict() if isinstance(signed, Signed) else signed
+    return encode_canonical(obj)
+
+
+def envelope_bytes(signatures: list[Signature], signed: Signed | dict[str, Any]) -> bytes:
+    """The file bytes of a manifest: canonical JSON of the envelope, no trailing newline."""
+    obj = signed.to_dict() if isinstance(signed, Signed) else signed
+    return encode_canonical(
+        {"signatures": [s.to_dict() for s in signatures], "signed": obj}
+    )
+
+
+def check_canonical(env: Envelope, data: bytes) -> None:
+    """Check the file is exactly canonical JSON of its envelope.
+
+    Raises:
+        CanonicalFormError: naming what differs (trailing newline, spacing, order, escapes).
+    """
+    expected = envelope_bytes(env.signatures, env.signed)
+    if data == expected:
+        return
+    if data.rstrip(b"\n") == expected:
+        raise CanonicalFormError(f"{env.source} ends with a newline", file=env.source)
+    if encode_canonical(env.signed) != env.signed_raw:
+        raise CanonicalFormError(
+            f"{env.source}: the signed part is not canonical JSON (spacing, member order or "
+            "escapes differ), so Go TiUP cannot verify it",
+            file=env.source,
+        )
+    raise CanonicalFormError(f"{env.source} is not canonical JSON", file=env.source)

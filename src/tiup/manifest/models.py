@@ -1,0 +1,632 @@
+"""The manifest model: one class per TiUP manifest type, pure and byte-faithful.
+
+Each class has ``from_dict`` (validating member names and types) and
+``to_dict`` (every member TiUP writes, plus any unknown members that were
+read, so a manifest round-trips). No I/O and no clock reads: times are
+arguments. The signed bytes of a manifest are produced by
+:func:`tiup.manifest.envelope.signed_bytes`, never by callers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+from tiup.errors import ManifestError
+from tiup.manifest.canonical import encode_canonical
+from tiup.manifest.timefmt import format_time, parse_time
+
+SPEC_VERSION = "0.1.0"
+ROLE_TYPES = ("root", "index", "snapshot", "timestamp")
+MANIFEST_TYPES = ("root", "index", "component", "snapshot", "timestamp")
+#: Go's ``uint`` is 64 bits; larger numbers cannot be read by TiUP.
+MAX_UINT = 2**64 - 1
+
+JSON = dict[str, Any]
+
+
+class _Reader:
+    """Reads the members of one JSON object, checking names and types."""
+
+    def __init__(self, obj: object, where: str, known: tuple[str, ...]):
+        if not isinstance(obj, dict):
+            raise ManifestError(f"{where}: expected an object, got {type(obj).__name__}")
+        self.obj: dict[str, Any] = obj
+        self.where = where
+        lowered = {k.lower(): k for k in known}
+        for name in obj:
+            canon = lowered.get(name.lower())
+            if canon is not None and canon != name:
+                raise ManifestError(
+                    f"{where}: member {name!r} differs from {canon!r} only in case",
+                    hint="member names are case-sensitive in tiup (Go TiUP would mix them up)",
+                )
+        self.known = known
+
+    def rest(self) -> dict[str, Any]:
+        return {k: v for k, v in self.obj.items() if k not in self.known}
+
+    def has(self, name: str) -> bool:
+        return name in self.obj
+
+    def text(self, name: str, default: str = "") -> str:
+        value = self.obj.get(name, default)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise ManifestError(f"{self.where}: member {name!r} must be a string")
+        return value
+
+    def integer(self, name: str, default: int = 0) -> int:
+        value = self.obj.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ManifestError(
+                f"{self.where}: member {name!r} must be an integer, got {value!r}"
+            )
+        if value < 0 or value > MAX_UINT:
+            raise ManifestError(f"{self.where}: member {name!r} is out of range: {value}")
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.obj.get(name, default)
+        if not isinstance(value, bool):
+            raise ManifestError(f"{self.where}: member {name!r} must be true or false")
+        return value
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        value = self.obj.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ManifestError(f"{self.where}: member {name!r} must be an object")
+        return value
+
+    def raw(self, name: str) -> Any:
+        return self.obj.get(name)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@dataclass
+class KeyInfo:
+    """A key object as stored in manifests and key files.
+
+    ``keyval`` holds ``public`` (PKIX PEM) in manifests, or ``private`` in
+    private key files. Unknown members (the 2020 ``keyid_hash_algorithms``)
+    are kept because they are part of the stored object's hash.
+    """
+
+    keytype: str
+    scheme: str
+    keyval: dict[str, str]
+    unrecognized: dict[str, Any] = field(default_factory=dict)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("keytype", "keyval", "scheme")
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str = "key") -> KeyInfo:
+        """Raises ManifestError."""
+        r = _Reader(obj, where, cls.FIELDS)
+        keyval = r.mapping("keyval")
+        for k, v in keyval.items():
+            if not isinstance(v, str):
+                raise ManifestError(f"{where}: keyval member {k!r} must be a string")
+        return cls(r.text("keytype"), r.text("scheme"), dict(keyval), r.rest())
+
+    def to_dict(self) -> JSON:
+        out: JSON = dict(self.unrecognized)
+        out.update(keytype=self.keytype, keyval=dict(self.keyval), scheme=self.scheme)
+        return out
+
+    @property
+    def public(self) -> str:
+        return self.keyval.get("public", "")
+
+    @property
+    def is_private(self) -> bool:
+        return bool(self.keyval.get("private"))
+
+    def stored_id(self) -> str:
+        """sha256 of the canonical stored object: the id roots and indexes must use."""
+        return hashlib.sha256(encode_canonical(self.to_dict())).hexdigest()
+
+
+def public_key_id(keytype: str, scheme: str, public: str) -> str:
+    """The key id of a public key: sha256 of canonical ``{keytype, keyval:{public}, scheme}``."""
+    obj = {"keytype": keytype, "keyval": {"public": public}, "scheme": scheme}
+    return hashlib.sha256(encode_canonical(obj)).hexdigest()
+
+
+def _keys(obj: Mapping[str, Any], where: str) -> dict[str, KeyInfo]:
+    out: dict[str, KeyInfo] = {}
+    for keyid, info in obj.items():
+        out[keyid] = KeyInfo.from_dict(info, f"{where} key {keyid[:16]}")
+    return out
+
+
+# ------------------------------------------------------------------------ signed
+
+
+@dataclass
+class Signed:
+    """Members common to every manifest type."""
+
+    TYPE: ClassVar[str] = ""
+    FIELDS: ClassVar[tuple[str, ...]] = ("_type", "spec_version", "expires", "version")
+
+    expires: str
+    version: int
+    spec_version: str = SPEC_VERSION
+    unrecognized: dict[str, Any] = field(default_factory=dict)
+
+    def expires_at(self) -> datetime:
+        """The expiry instant. Raises ManifestError if ``expires`` is malformed."""
+        return parse_time(self.expires, where=f"{self.TYPE} manifest")
+
+    def is_expired(self, now: datetime) -> bool:
+        """True if expired at ``now``. Raises ManifestError if ``expires`` is malformed."""
+        return self.expires_at() < now
+
+    def set_expires(self, moment: datetime) -> None:
+        self.expires = format_time(moment)
+
+    def _common(self) -> JSON:
+        out: JSON = dict(self.unrecognized)
+        out.update(
+            _type=self.TYPE,
+            expires=self.expires,
+            spec_version=self.spec_version,
+            version=self.version,
+        )
+        return out
+
+    def to_dict(self) -> JSON:
+        raise NotImplementedError
+
+    @staticmethod
+    def _reader(obj: object, cls: type[Signed], where: str) -> _Reader:
+        r = _Reader(obj, where, cls.FIELDS)
+        kind = r.raw("_type")
+        if kind != cls.TYPE:
+            raise ManifestError(f"{where}: expected _type {cls.TYPE!r}, got {kind!r}")
+        return r
+
+
+@dataclass
+class Role:
+    """One role of a root manifest: its keys, threshold and URL."""
+
+    keys: dict[str, KeyInfo]
+    threshold: int
+    url: str
+    unrecognized: dict[str, Any] = field(default_factory=dict)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("keys", "threshold", "url")
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> Role:
+        r = _Reader(obj, where, cls.FIELDS)
+        return cls(_keys(r.mapping("keys"), where), r.integer("threshold"), r.text("url"), r.rest())
+
+    def to_dict(self) -> JSON:
+        out: JSON = dict(self.unrecognized)
+        out.update(
+            keys={k: v.to_dict() for k, v in self.keys.items()},
+            threshold=self.threshold,
+            url=self.url,
+        )
+        return out
+
+
+@dataclass
+class Root(Signed):
+    TYPE: ClassVar[str] = "root"
+    FIELDS: ClassVar[tuple[str, ...]] = (*Signed.FIELDS, "roles")
+
+    roles: dict[str, Role] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str = "root.json") -> Root:
+        """Raises ManifestError."""
+        r = cls._reader(obj, cls, where)
+        roles = {
+            name: Role.from_dict(role, f"{where} role {name}")
+            for name, role in r.mapping("roles").items()
+        }
+        return cls(
+            expires=r.text("expires"),
+            version=r.integer("version"),
+            spec_version=r.text("spec_version"),
+            unrecognized=r.rest(),
+            roles=roles,
+        )
+
+    def to_dict(self) -> JSON:
+        out = self._common()
+        out["roles"] = {k: v.to_dict() for k, v in self.roles.items()}
+        return out
+
+
+@dataclass
+class Owner:
+    keys: dict[str, KeyInfo]
+    name: str
+    #: None when the member is absent (pre-2020 data); readers treat that as 1.
+    threshold: int | None
+    unrecognized: dict[str, Any] = field(default_factory=dict)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("keys", "name", "threshold")
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> Owner:
+        r = _Reader(obj, where, cls.FIELDS)
+        threshold = r.integer("threshold") if r.has("threshold") else None
+        return cls(_keys(r.mapping("keys"), where), r.text("name"), threshold, r.rest())
+
+    @property
+    def effective_threshold(self) -> int:
+        return 1 if self.threshold is None else self.threshold
+
+    def to_dict(self) -> JSON:
+        out: JSON = dict(self.unrecognized)
+        out.update(
+            keys={k: v.to_dict() for k, v in self.keys.items()},
+            name=self.name,
+            threshold=self.effective_threshold,
+        )
+        return out
+
+
+@dataclass
+class ComponentItem:
+    owner: str
+    url: str
+    yanked: bool = False
+    hidden: bool = False
+    standalone: bool = False
+    unrecognized: dict[str, Any] = field(default_factory=dict)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("hidden", "owner", "standalone", "url", "yanked")
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> ComponentItem:
+        r = _Reader(obj, where, cls.FIELDS)
+        return cls(
+            owner=r.text("owner"),
+            url=r.text("url"),
+            yanked=r.flag("yanked"),
+            hidden=r.flag("hidden"),
+            standalone=r.flag("standalone"),
+            unrecognized=r.rest(),
+        )
+
+    def to_dict(self) -> JSON:
+        out: JSON = dict(self.unrecognized)
+        out.update(
+            hidden=self.hidden,
+            owner=self.owner,
+            standalone=self.standalone,
+            url=self.url,
+            yanked=self.yanked,
+        )
+        return out
+
+
+@dataclass
+class Index(Signed):
+    TYPE: ClassVar[str] = "index"
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        *Signed.FIELDS,
+        "components",
+        "default_components",
+        "owners",
+    )
+
+    components: dict[str, ComponentItem] = field(default_factory=dict)
+    default_components: list[str] | None = field(default_factory=list)
+    owners: dict[str, Owner] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str = "index.json") -> Index:
+        """Raises ManifestError."""
+        r = cls._reader(obj, cls, where)
+        default = r.raw("default_components")
+        if default is not None and (
+            not isinstance(default, list) or not all(isinstance(x, str) for x in default)
+        ):
+            raise ManifestError(f"{where}: default_components must be a list of strings")
+        return cls(
+            expires=r.text("expires"),
+            version=r.integer("version"),
+            spec_version=r.text("spec_version"),
+            unrecognized=r.rest(),
+            components={
+                k: ComponentItem.from_dict(v, f"{where} component {k}")
+                for k, v in r.mapping("components").items()
+            },
+            default_components=None if default is None else list(default),
+            owners={
+                k: Owner.from_dict(v, f"{where} owner {k}")
+                for k, v in r.mapping("owners").items()
+            },
+        )
+
+    def to_dict(self) -> JSON:
+        out = self._common()
+        out.update(
+            components={k: v.to_dict() for k, v in self.components.items()},
+            default_components=self.default_components,
+            owners={k: v.to_dict() for k, v in self.owners.items()},
+        )
+        return out
+
+
+@dataclass
+class VersionItem:
+    url: str
+    entry: str
+    sha256: str
+    sha512: str
+    length: int
+    released: str
+    yanked: bool = False
+    dependencies: dict[str, str] | None = None
+    #: Hashes other than sha256/sha512, kept as read.
+    other_hashes: dict[str, str] = field(default_factory=dict)
+    unrecognized: dict[str, Any] = field(default_factory=dict)
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "dependencies",
+        "entry",
+        "hashes",
+        "length",
+        "released",
+        "url",
+        "yanked",
+    )
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> VersionItem:
+        r = _Reader(obj, where, cls.FIELDS)
+        hashes = r.mapping("hashes")
+        for algo, value in hashes.items():
+            if not isinstance(value, str):
+                raise ManifestError(f"{where}: hash {algo!r} must be a string")
+        deps = r.raw("dependencies")
+        if deps is not None and not isinstance(deps, dict):
+            raise ManifestError(f"{where}: dependencies must be an object or null")
+        return cls(
+            url=r.text("url"),
+            entry=r.text("entry"),
+            sha256=hashes.get("sha256", ""),
+            sha512=hashes.get("sha512", ""),
+            length=r.integer("length"),
+            released=r.text("released"),
+            yanked=r.flag("yanked"),
+            dependencies=deps,
+            other_hashes={k: v for k, v in hashes.items() if k not in ("sha256", "sha512")},
+            unrecognized=r.rest(),
+        )
+
+    def hashes(self) -> dict[str, str]:
+        out = dict(self.other_hashes)
+        if self.sha256:
+            out["sha256"] = self.sha256
+        if self.sha512:
+            out["sha512"] = self.sha512
+        return out
+
+    def to_dict(self) -> JSON:
+        out: JSON = dict(self.unrecognized)
+        out.update(
+            dependencies=self.dependencies,
+            entry=self.entry,
+            hashes=self.hashes(),
+            length=self.length,
+            released=self.released,
+            url=self.url,
+            yanked=self.yanked,
+        )
+        return out
+
+
+@dataclass
+class Component(Signed):
+    TYPE: ClassVar[str] = "component"
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        *Signed.FIELDS,
+        "description",
+        "id",
+        "nightly",
+        "platforms",
+    )
+
+    id: str = ""
+    description: str = ""
+    nightly: str = ""
+    platforms: dict[str, dict[str, VersionItem]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str = "component manifest") -> Component:
+        """Raises ManifestError."""
+        r = cls._reader(obj, cls, where)
+        platforms: dict[str, dict[str, VersionItem]] = {}
+        for plat, versions in r.mapping("platforms").items():
+            if versions is None:
+                versions = {}
+            if not isinstance(versions, dict):
+                raise ManifestError(f"{where}: platform {plat!r} must map versions to items")
+            platforms[plat] = {
+                ver: VersionItem.from_dict(item, f"{where} {plat} {ver}")
+                for ver, item in versions.items()
+            }
+        return cls(
+            expires=r.text("expires"),
+            version=r.integer("version"),
+            spec_version=r.text("spec_version"),
+            unrecognized=r.rest(),
+            id=r.text("id"),
+            description=r.text("description"),
+            nightly=r.text("nightly"),
+            platforms=platforms,
+        )
+
+    def to_dict(self) -> JSON:
+        out = self._common()
+        out.update(
+            description=self.description,
+            id=self.id,
+            nightly=self.nightly,
+            platforms={
+                p: {v: item.to_dict() for v, item in versions.items()}
+                for p, versions in self.platforms.items()
+            },
+        )
+        return out
+
+    def items(self) -> Iterator[tuple[str, str, VersionItem]]:
+        """Every (platform, version, item)."""
+        for plat, versions in self.platforms.items():
+            for ver, item in versions.items():
+                yield plat, ver, item
+
+    def versions_for(self, plat: str) -> dict[str, VersionItem] | None:
+        """The version map for ``plat``, falling back to ``any/any``; None if unsupported.
+
+        A version with an empty ``entry`` does not exist (``format.md`` §4.3).
+        """
+        versions = self.platforms.get(plat)
+        if versions is None:
+            versions = self.platforms.get("any/any")
+        if versions is None:
+            return None
+        return {v: item for v, item in versions.items() if item.entry}
+
+
+@dataclass
+class FileMeta:
+    """A snapshot entry: the newest version of a file and its maximum length."""
+
+    version: int
+    length: int
+    unrecognized: dict[str, Any] = field(default_factory=dict)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("length", "version")
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> FileMeta:
+        r = _Reader(obj, where, cls.FIELDS)
+        return cls(r.integer("version"), r.integer("length"), r.rest())
+
+    def to_dict(self) -> JSON:
+        out: JSON = dict(self.unrecognized)
+        out.update(length=self.length, version=self.version)
+        return out
+
+
+@dataclass
+class Snapshot(Signed):
+    TYPE: ClassVar[str] = "snapshot"
+    FIELDS: ClassVar[tuple[str, ...]] = (*Signed.FIELDS, "meta")
+
+    meta: dict[str, FileMeta] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str = "snapshot.json") -> Snapshot:
+        """Raises ManifestError."""
+        r = cls._reader(obj, cls, where)
+        return cls(
+            expires=r.text("expires"),
+            version=r.integer("version"),
+            spec_version=r.text("spec_version"),
+            unrecognized=r.rest(),
+            meta={
+                k: FileMeta.from_dict(v, f"{where} meta {k}")
+                for k, v in r.mapping("meta").items()
+            },
+        )
+
+    def to_dict(self) -> JSON:
+        out = self._common()
+        out["meta"] = {k: v.to_dict() for k, v in self.meta.items()}
+        return out
+
+
+@dataclass
+class HashedMeta:
+    """The timestamp's entry for ``/snapshot.json``: hashes and maximum length."""
+
+    hashes: dict[str, str]
+    length: int
+    unrecognized: dict[str, Any] = field(default_factory=dict)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("hashes", "length")
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> HashedMeta:
+        r = _Reader(obj, where, cls.FIELDS)
+        hashes = r.mapping("hashes")
+        if not all(isinstance(v, str) for v in hashes.values()):
+            raise ManifestError(f"{where}: hashes must be strings")
+        return cls(dict(hashes), r.integer("length"), r.rest())
+
+    def to_dict(self) -> JSON:
+        out: JSON = dict(self.unrecognized)
+        out.update(hashes=dict(self.hashes), length=self.length)
+        return out
+
+
+@dataclass
+class Timestamp(Signed):
+    TYPE: ClassVar[str] = "timestamp"
+    FIELDS: ClassVar[tuple[str, ...]] = (*Signed.FIELDS, "meta")
+
+    meta: dict[str, HashedMeta] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str = "timestamp.json") -> Timestamp:
+        """Raises ManifestError."""
+        r = cls._reader(obj, cls, where)
+        return cls(
+            expires=r.text("expires"),
+            version=r.integer("version"),
+            spec_version=r.text("spec_version"),
+            unrecognized=r.rest(),
+            meta={
+                k: HashedMeta.from_dict(v, f"{where} meta {k}")
+                for k, v in r.mapping("meta").items()
+            },
+        )
+
+    def to_dict(self) -> JSON:
+        out = self._common()
+        out["meta"] = {k: v.to_dict() for k, v in self.meta.items()}
+        return out
+
+    @property
+    def snapshot_meta(self) -> HashedMeta | None:
+        return self.meta.get("/snapshot.json")
+
+
+SignedT = TypeVar("SignedT", bound=Signed)
+
+CLASSES: dict[str, type[Signed]] = {
+    "root": Root,
+    "index": Index,
+    "component": Component,
+    "snapshot": Snapshot,
+    "timestamp": Timestamp,
+}
+
+
+def signed_from_dict(obj: object, where: str) -> Signed:
+    """Build the model matching the object's own ``_type``. Raises ManifestError."""
+    kind = obj.get("_type") if isinstance(obj, dict) else None
+    cls = CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ManifestError(f"{where}: unknown manifest _type {kind!r}")
+    return cls.from_dict(obj, where)  # type: ignore[attr-defined,no-any-return]

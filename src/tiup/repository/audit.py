@@ -1,0 +1,569 @@
+"""``tiup mirror verify``: audit a whole mirror and report every problem.
+
+The audit runs the client's trust checks (:mod:`tiup.client.trust`) one by
+one over every file of a mirror, recording each failure as a
+:class:`Finding` instead of stopping, so one run lists everything that is
+wrong. It never writes. Tarballs are hashed streaming (sha256 and sha512 in
+one pass), several at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tiup.client import trust
+from tiup.errors import FetchError, ManifestError, NotFoundError, TiupError
+from tiup.manifest.envelope import Envelope, check_canonical, parse_envelope
+from tiup.manifest.models import (
+    Component,
+    ComponentItem,
+    Index,
+    Root,
+    Signed,
+    Snapshot,
+    Timestamp,
+    VersionItem,
+)
+from tiup.manifest.names import split_platform, versioned_url
+from tiup.transport.base import Fetcher
+
+ERROR, WARN, NOTE = "ERROR", "WARN", "NOTE"
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str
+    file: str
+    message: str
+
+
+@dataclass
+class AuditReport:
+    """Everything ``mirror verify`` found."""
+
+    mirror: str
+    findings: list[Finding] = field(default_factory=list)
+    root_version: int | None = None
+    manifests_checked: int = 0
+    tarballs_checked: int = 0
+    tarball_bytes: int = 0
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == WARN]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "mirror": self.mirror,
+            "root_version": self.root_version,
+            "problems": [{"file": f.file, "error": f.message} for f in self.errors],
+            "findings": [
+                {"severity": f.severity, "file": f.file, "message": f.message}
+                for f in self.findings
+            ],
+            "manifests_checked": self.manifests_checked,
+            "tarballs_checked": self.tarballs_checked,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+        }
+
+
+#: Called with (bytes hashed so far, total bytes to hash).
+ProgressFn = Callable[[int, int], None]
+
+TARBALLS_ALL, TARBALLS_EXIST, TARBALLS_SKIP = "all", "exist", "skip"
+
+
+class _Audit:
+    def __init__(self, fetcher: Fetcher, now: datetime, trusted_root: bytes | None,
+                 trusted_root_name: str, tarballs: str, jobs: int,
+                 progress: ProgressFn | None):
+        self.f = fetcher
+        self.now = now
+        self.trusted_root = trusted_root
+        self.trusted_root_name = trusted_root_name
+        self.tarballs = tarballs
+        self.jobs = max(1, jobs)
+        self.progress = progress
+        self.report = AuditReport(fetcher.address)
+        self.referenced: set[str] = set()
+        self.lock = threading.Lock()
+        self.root_source = "root.json"
+        self.index_source = ""
+
+    # ---------------------------------------------------------------- helpers
+    def add(self, severity: str, file: str, message: str) -> None:
+        with self.lock:
+            self.report.findings.append(Finding(severity, file, message))
+
+    def error(self, file: str, exc: TiupError | str) -> None:
+        self.add(ERROR, file, exc if isinstance(exc, str) else exc.message)
+
+    def read(self, name: str) -> bytes | None:
+        self.referenced.add(name)
+        try:
+            return self.f.fetch(name, None)
+        except NotFoundError:
+            self.error(name, f"{name} is missing")
+        except FetchError as exc:
+            self.error(name, exc)
+        return None
+
+    def parse(self, name: str, data: bytes) -> Envelope | None:
+        self.report.manifests_checked += 1
+        try:
+            env = parse_envelope(data, name)
+        except ManifestError as exc:
+            self.error(name, exc)
+            return None
+        try:
+            check_canonical(env, data)
+        except ManifestError as exc:
+            raw_ok = "signed part" not in exc.message
+            self.add(WARN if raw_ok else ERROR, name, exc.message)
+        if env.extra_members:
+            self.add(WARN, name, f"unknown envelope members {sorted(env.extra_members)}")
+        return env
+
+    def model(self, env: Envelope, cls: type[trust.T]) -> trust.T | None:
+        try:
+            trust.check_type(env, cls.TYPE)
+            model = cls.from_dict(env.signed, env.source)  # type: ignore[attr-defined]
+        except TiupError as exc:
+            self.error(env.source, exc)
+            return None
+        self.unknown_members(env.source, model)
+        try:
+            trust.check_spec_version(model, env.source)
+        except TiupError as exc:
+            self.error(env.source, exc)
+        return model  # type: ignore[no-any-return]
+
+    def unknown_members(self, source: str, model: Signed) -> None:
+        names: set[str] = set(model.unrecognized)
+        if isinstance(model, Index):
+            for item in model.components.values():
+                names.update(f"components.*.{k}" for k in item.unrecognized)
+            for owner in model.owners.values():
+                names.update(f"owners.*.{k}" for k in owner.unrecognized)
+        elif isinstance(model, Component):
+            for _p, _v, version_item in model.items():
+                names.update(f"platforms.*.*.{k}" for k in version_item.unrecognized)
+        if names:
+            self.add(WARN, source, f"unknown members {sorted(names)} (Go TiUP drops them "
+                                   "from its cache)")
+
+    def expiry(self, model: Signed, source: str, what: str = "") -> None:
+        try:
+            at = model.expires_at()
+        except ManifestError as exc:
+            self.error(source, exc)
+            return
+        if at < self.now:
+            extra = f" ({what})" if what else ""
+            self.error(source, f"{source}{extra} expired at {at.isoformat()}")
+
+    def signatures(self, env: Envelope, role: trust.RoleKeys, what: str) -> bool:
+        try:
+            trust.verify_signatures(env, role, None)
+        except TiupError as exc:
+            msg = exc.message
+            if msg.startswith("not enough signatures (0)"):
+                msg = (f"{env.source} is not signed by the {what} of {role.declared_in} "
+                       f"(needs {role.threshold} signature(s), found none from its keys)")
+            self.error(env.source, msg)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ steps
+    def run(self) -> AuditReport:
+        root = self.roots()
+        if root is None:
+            return self.report
+        ts = self.timestamp(root)
+        snap = self.snapshot(root, ts)
+        index = self.index(root, snap)
+        items = self.components(index, snap) if index is not None else []
+        self.files(snap, index)
+        if self.tarballs != TARBALLS_SKIP:
+            self.check_tarballs(items)
+        self.leftovers()
+        return self.report
+
+    def roots(self) -> Root | None:
+        if self.trusted_root is not None:
+            source = self.trusted_root_name
+            data = self.trusted_root
+        else:
+            source = "root.json"
+            got = self.read(source)
+            if got is None:
+                return None
+            data = got
+        self.report.manifests_checked += 1
+        try:
+            env, root = trust.verify_self_signed_root(data, source)
+        except TiupError as exc:
+            self.error(source, exc)
+            return None
+        if self.trusted_root is None:
+            self.parse_extras(env, data, root)
+        else:
+            self.referenced.add("root.json")
+            self.compare_mirror_root(root)
+        self.referenced.add("1.root.json")
+        current, current_src = root, source
+        while True:
+            name = f"{current.version + 1}.root.json"
+            try:
+                data = self.f.fetch(name, trust.MAX_ROOT_SIZE)
+            except NotFoundError:
+                break
+            except FetchError as exc:
+                self.error(name, exc)
+                break
+            self.referenced.add(name)
+            self.report.manifests_checked += 1
+            try:
+                env, new = trust.verify_next_root(current, current_src, data, name)
+            except TiupError as exc:
+                self.error(name, exc)
+                break
+            self.parse_extras(env, data, new)
+            current, current_src = new, name
+        self.report.root_version = current.version
+        self.expiry(current, current_src, f"root version {current.version}")
+        self.root_source = current_src
+        return current
+
+    def parse_extras(self, env: Envelope, data: bytes, model: Signed) -> None:
+        try:
+            check_canonical(env, data)
+        except ManifestError as exc:
+            self.add(ERROR if "signed part" in exc.message else WARN, env.source, exc.message)
+        self.unknown_members(env.source, model)
+
+    def compare_mirror_root(self, trusted: Root) -> None:
+        try:
+            data = self.f.fetch("root.json", trust.MAX_ROOT_SIZE)
+        except FetchError:
+            self.add(WARN, "root.json", "the mirror has no root.json for new clients to trust")
+            return
+        try:
+            _env, mirror_root = trust.verify_self_signed_root(data, "root.json")
+        except TiupError as exc:
+            self.add(WARN, "root.json", f"the mirror's own root.json is unusable: {exc.message}")
+            return
+        if mirror_root.version < trusted.version:
+            return
+        if mirror_root.version == trusted.version and mirror_root.to_dict() == trusted.to_dict():
+            return
+        self.add(NOTE, "root.json", f"the mirror's root.json (version {mirror_root.version}) is "
+                                    f"not the trusted root given with --root; it was not used")
+
+    def timestamp(self, root: Root) -> Timestamp | None:
+        name = "timestamp.json"
+        data = self.read(name)
+        if data is None:
+            return None
+        if len(data) > trust.MAX_TIMESTAMP_SIZE:
+            self.error(name, f"{name} is {len(data)} bytes; Go TiUP refuses timestamps over "
+                             f"{trust.MAX_TIMESTAMP_SIZE} bytes")
+        env = self.parse(name, data)
+        if env is None:
+            return None
+        ts = self.model(env, Timestamp)
+        if ts is None:
+            return None
+        self.signatures(env, trust.role_keys(root, "timestamp", self.root_source), "timestamp key")
+        self.expiry(ts, name)
+        try:
+            trust.check_timestamp_valid(ts, name)
+        except TiupError as exc:
+            self.error(name, exc)
+            return None
+        return ts
+
+    def snapshot(self, root: Root, ts: Timestamp | None) -> Snapshot | None:
+        name = "snapshot.json"
+        data = self.read(name)
+        if data is None:
+            return None
+        if ts is not None and ts.snapshot_meta is not None:
+            try:
+                trust.check_hashes(data, ts.snapshot_meta.hashes, ts.snapshot_meta.length, name)
+            except TiupError as exc:
+                self.error(name, f"{exc.message} (as declared in timestamp.json)")
+        env = self.parse(name, data)
+        if env is None:
+            return None
+        snap = self.model(env, Snapshot)
+        if snap is None:
+            return None
+        self.signatures(env, trust.role_keys(root, "snapshot", self.root_source), "snapshot key")
+        self.expiry(snap, name)
+        if snap.version != 0:
+            self.error(name, f"{name} has version {snap.version}; it must always be 0")
+        root_meta = snap.meta.get("/root.json")
+        if root_meta is None:
+            self.error(name, f"{name} has no entry for /root.json")
+        elif root_meta.version != root.version:
+            self.error(name, f"{name} names root version {root_meta.version}, but the root "
+                             f"chain reaches version {root.version}")
+        return snap
+
+    def index(self, root: Root, snap: Snapshot | None) -> Index | None:
+        if snap is None:
+            return None
+        url = root.roles["index"].url or "/index.json"
+        meta = snap.meta.get(url)
+        if meta is None:
+            self.error("snapshot.json", f"no entry in snapshot manifest for {url}")
+            return None
+        name = versioned_url(url, meta.version).lstrip("/")
+        data = self.read(name)
+        if data is None:
+            return None
+        if len(data) > meta.length:
+            self.error(name, f"{name} is {len(data)} bytes, more than the {meta.length} "
+                             "declared in snapshot.json")
+        env = self.parse(name, data)
+        if env is None:
+            return None
+        index = self.model(env, Index)
+        if index is None:
+            return None
+        self.signatures(env, trust.role_keys(root, "index", self.root_source), "index key")
+        self.expiry(index, name, "owner keys expire with it")
+        if index.version != meta.version:
+            self.error(name, f"{name} has version {index.version}, but snapshot.json names "
+                             f"{meta.version}")
+        try:
+            trust.check_index_valid(index, name)
+        except TiupError as exc:
+            self.error(name, exc)
+        for owner_id, owner in index.owners.items():
+            if owner.threshold is None:
+                self.add(NOTE, name, f"owner {owner_id} has no threshold (data older than "
+                                     "June 2020); treated as 1")
+        self.index_source = name
+        return index
+
+    def components(self, index: Index, snap: Snapshot | None) -> list[tuple[str, VersionItem]]:
+        items: list[tuple[str, VersionItem]] = []
+        for comp_id in sorted(index.components):
+            entry: ComponentItem = index.components[comp_id]
+            if entry.url != f"/{comp_id}.json":
+                self.add(WARN, self.index_source,
+                         f"component {comp_id} has url {entry.url}, expected /{comp_id}.json")
+            meta = snap.meta.get(entry.url) if snap is not None else None
+            if meta is None:
+                self.error("snapshot.json", f"no entry in snapshot manifest for {entry.url} "
+                                            f"(component {comp_id})")
+                continue
+            name = versioned_url(entry.url, meta.version).lstrip("/")
+            data = self.read(name)
+            if data is None:
+                continue
+            if len(data) > meta.length:
+                self.error(name, f"{name} is {len(data)} bytes, more than the {meta.length} "
+                                 "declared in snapshot.json")
+            env = self.parse(name, data)
+            if env is None:
+                continue
+            comp = self.model(env, Component)
+            if comp is None:
+                continue
+            try:
+                role = trust.owner_keys(index, entry.owner, self.index_source)
+            except TiupError as exc:
+                self.error(name, exc)
+            else:
+                self.signatures(env, role, f"keys of owner {entry.owner}")
+            if comp.id != comp_id:
+                self.error(name, f"expected component id {comp_id}, got {comp.id!r} in {name}")
+            if comp.version != meta.version:
+                self.error(name, f"{name} has version {comp.version}, but snapshot.json names "
+                                 f"{meta.version}")
+            self.expiry(comp, name)
+            items.extend(self.version_items(comp_id, comp, name))
+        return items
+
+    def version_items(self, comp_id: str, comp: Component, name: str
+                      ) -> Iterable[tuple[str, VersionItem]]:
+        nightly_found = not comp.nightly
+        for plat, ver, item in comp.items():
+            try:
+                os_name, arch = split_platform(plat)
+            except TiupError as exc:
+                self.error(name, exc)
+                continue
+            if ver == comp.nightly:
+                nightly_found = True
+            where = f"{comp_id} {ver} {plat}"
+            if not item.entry:
+                self.add(WARN, name, f"{where} has an empty entry (clients treat it as absent)")
+            expected = f"/{comp_id}-{ver}-{os_name}-{arch}.tar.gz"
+            if item.url != expected:
+                self.add(WARN, name, f"{where} has url {item.url}, expected {expected}")
+            if not re.fullmatch(r"/[A-Za-z0-9_.+\-]+", item.url):
+                self.error(name, f"{where} has an unsafe url {item.url!r}")
+                continue
+            if not item.sha256:
+                self.error(name, f"{where} has no sha256 hash")
+            yield where, item
+        if not nightly_found:
+            self.error(name, f"nightly pointer {comp.nightly} names no version in {name}")
+
+    def files(self, snap: Snapshot | None, index: Index | None) -> None:
+        if snap is None:
+            return
+        listed = self.f.list_files()
+        components = set(index.components) if index is not None else set()
+        for url in sorted(snap.meta):
+            if url in ("/root.json", "/index.json"):
+                continue
+            comp = url.lstrip("/").removesuffix(".json")
+            if index is not None and comp not in components:
+                self.error("snapshot.json", f"snapshot.json lists {url}, which is not a "
+                                            "component of the index")
+        if listed is None:
+            return
+        for name in listed:
+            if name.endswith(".tar.gz") and name not in self.referenced:
+                if name.startswith("tiup-") and name.count("-") == 2:
+                    continue  # bootstrap copies for install scripts
+                self.add(WARN, name, f"tarball {name} is not referenced by any manifest")
+
+    def check_tarballs(self, items: list[tuple[str, VersionItem]]) -> None:
+        todo: list[tuple[str, VersionItem]] = []
+        seen: set[str] = set()
+        for where, item in items:
+            name = item.url.lstrip("/")
+            if name in seen:
+                continue
+            seen.add(name)
+            self.referenced.add(name)
+            if item.yanked:
+                if not self.f.exists(name):
+                    self.add(NOTE, name, f"tarball of yanked version {where} is absent")
+                continue
+            todo.append((where, item))
+        if self.tarballs == TARBALLS_EXIST:
+            for where, item in todo:
+                name = item.url.lstrip("/")
+                if not self.f.exists(name):
+                    self.error(name, f"tarball {name} of {where} is missing")
+            return
+        total = sum(item.length for _w, item in todo)
+        done = [0]
+
+        def advance(n: int) -> None:
+            with self.lock:
+                done[0] += n
+                if self.progress is not None:
+                    self.progress(done[0], total)
+
+        def one(task: tuple[str, VersionItem]) -> None:
+            where, item = task
+            name = item.url.lstrip("/")
+            try:
+                size, digests = hash_stream(self.f, name, item.length, advance)
+            except NotFoundError:
+                self.error(name, f"tarball {name} of {where} is missing")
+                return
+            except FetchError as exc:
+                self.error(name, exc)
+                return
+            with self.lock:
+                self.report.tarballs_checked += 1
+                self.report.tarball_bytes += size
+            if size != item.length:
+                self.error(name, f"length of {name} is {size}, manifest says {item.length}")
+                return
+            for algo, want in item.hashes().items():
+                got = digests.get(algo)
+                if got is not None and got != want.lower():
+                    self.error(name, f"{algo} of {name} is {got}, manifest says {want}")
+
+        if self.progress is not None:
+            self.progress(0, total)
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            list(pool.map(one, todo))
+
+    def leftovers(self) -> None:
+        listed = self.f.list_files()
+        if listed is None:
+            return
+        for name in listed:
+            if name.startswith(".tmp-"):
+                self.add(WARN, name, "leftover of an interrupted write (removed by the next "
+                                     "writer)")
+        base = self.f.local_path()
+        if base is None:
+            return
+        from tiup.repository.keyscan import private_keys_under
+
+        for path in private_keys_under(base):
+            self.add(WARN, path, "private key inside the mirror directory: move keys/ out of "
+                                 "any directory you publish")
+
+
+def hash_stream(fetcher: Fetcher, name: str, cap: int | None,
+                advance: Callable[[int], None] | None = None) -> tuple[int, dict[str, str]]:
+    """Stream ``name`` once, computing its length, sha256 and sha512.
+
+    Reading past ``cap`` + 1 bytes stops early (the length is then wrong anyway).
+
+    Raises:
+        NotFoundError, FetchError: from the fetcher.
+    """
+    h256, h512 = hashlib.sha256(), hashlib.sha512()
+    size = 0
+    limit = None if cap is None else cap + 1
+    with fetcher.stream(name, None) as chunks:
+        for block in chunks:
+            if limit is not None and size + len(block) > limit:
+                block = block[: limit - size]
+            size += len(block)
+            h256.update(block)
+            h512.update(block)
+            if advance is not None:
+                advance(len(block))
+            if limit is not None and size >= limit:
+                break
+    return size, {"sha256": h256.hexdigest(), "sha512": h512.hexdigest()}
+
+
+def audit_mirror(fetcher: Fetcher, now: datetime, *, trusted_root: bytes | None = None,
+                 trusted_root_name: str = "root.json", tarballs: str = TARBALLS_ALL,
+                 jobs: int = 4, progress: ProgressFn | None = None) -> AuditReport:
+    """Audit every file of a mirror at the reference time ``now``.
+
+    Args:
+        trusted_root: bytes of a root to start the chain from instead of the
+            mirror's ``root.json``.
+        tarballs: ``all`` (length and hashes), ``exist`` (presence only) or ``skip``.
+
+    Returns:
+        The report; it never raises for problems in the mirror.
+
+    Raises:
+        FetchError: the mirror cannot be read at all.
+    """
+    return _Audit(fetcher, now, trusted_root, trusted_root_name, tarballs, jobs, progress).run()
