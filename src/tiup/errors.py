@@ -30,7 +30,8 @@ translated into this tree at the boundary where they occur, with
     │   └── SizeLimitError          a download exceeded its size cap
     ├── InvalidNameError            a component, owner or version name is not safe
     ├── RepositoryError             a mirror write (publish, grant, ...) was refused
-    │   └── ConflictError           another writer changed the mirror first / lock busy
+    │   ├── ConflictError           another writer changed the mirror first / lock busy
+    │   └── TarballError            a published tarball is unusable or does not match
     └── InstallError                a component could not be installed or run
 
 """
@@ -132,6 +133,9 @@ class RepositoryError(TiupError):
 class ConflictError(RepositoryError):
     """The mirror changed underneath the writer, or another writer holds the lock."""
 
+
+class TarballError(RepositoryError):
+    """A tarball to publish is not a gzip tar, lacks its entry, or differs from its manifest."""
 
 
 

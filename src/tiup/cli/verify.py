@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime
 
 import click
 
+from tiup import clock
 from tiup.cli import output
 
 
@@ -45,7 +45,7 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
     from tiup.transport import open_fetcher
 
     target = path or (ctx.obj or {}).get("repo") or os.getcwd()
-    now = datetime.now(UTC)
+    now = clock.now()
     if at:
         try:
             now = parse_user_time(at, now)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import os
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from pathlib import Path
@@ -30,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from tiup.errors import KeyFormatError, UnsupportedKeyError
+from tiup.fsutil import atomic_write
 from tiup.manifest.canonical import encode_canonical
 from tiup.manifest.envelope import Signature, parse_json
 from tiup.manifest.models import KeyInfo, public_key_id
@@ -352,34 +351,6 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     return private_key(load_key_file(path), str(path))
 
 
-def write_file_exclusive(path: Path, data: bytes, mode: int, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically, the file created with ``mode`` before any byte.
-
-    Without ``overwrite`` an existing file is never replaced.
-
-    Raises:
-        FileExistsError: the file exists and ``overwrite`` is false.
-        OSError: the write failed (nothing is left behind).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{secrets.token_hex(6)}-{path.name}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails with FileExistsError rather than replacing
-            os.unlink(tmp)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def save_private_key(
     path: str | os.PathLike[str], key: PrivateKey, *, overwrite: bool = False
 ) -> None:
@@ -389,7 +360,7 @@ def save_private_key(
         FileExistsError: the file exists and ``overwrite`` is false.
         OSError: the write failed.
     """
-    write_file_exclusive(Path(path), keyinfo_file_bytes(key.keyinfo()), 0o600, overwrite)
+    atomic_write(path, keyinfo_file_bytes(key.keyinfo()), 0o600, overwrite=overwrite)
 
 
 def save_public_key(
@@ -401,7 +372,7 @@ def save_public_key(
         FileExistsError: the file exists and ``overwrite`` is false.
         OSError: the write failed.
     """
-    write_file_exclusive(Path(path), keyinfo_file_bytes(key.keyinfo()), 0o644, overwrite)
+    atomic_write(path, keyinfo_file_bytes(key.keyinfo()), 0o644, overwrite=overwrite)
 
 
 def decode_signature(sig: str, where: str) -> bytes:
@@ -431,5 +402,4 @@ __all__ = [
     "public_key",
     "save_private_key",
     "save_public_key",
-    "write_file_exclusive",
 ]

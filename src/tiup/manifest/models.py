@@ -49,6 +49,11 @@ class _Reader:
     def rest(self) -> dict[str, Any]:
         return {k: v for k, v in self.obj.items() if k not in self.known}
 
+    def absent(self) -> frozenset[str]:
+        """Known members missing from the object (older data); kept absent when written."""
+        return frozenset(k for k in self.known if k not in self.obj)
+
+
     def has(self, name: str) -> bool:
         return name in self.obj
 
@@ -88,6 +93,14 @@ class _Reader:
         return self.obj.get(name)
 
 
+def _drop_absent(out: JSON, absent: frozenset[str]) -> JSON:
+    """Leave out members that were absent when read and still hold their zero value."""
+    for name in absent:
+        if name in out and out[name] in (None, "", 0, False, {}, []):
+            del out[name]
+    return out
+
+
 # --------------------------------------------------------------------------- keys
 
 
@@ -104,6 +117,7 @@ class KeyInfo:
     scheme: str
     keyval: dict[str, str]
     unrecognized: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = ("keytype", "keyval", "scheme")
 
@@ -115,12 +129,12 @@ class KeyInfo:
         for k, v in keyval.items():
             if not isinstance(v, str):
                 raise ManifestError(f"{where}: keyval member {k!r} must be a string")
-        return cls(r.text("keytype"), r.text("scheme"), dict(keyval), r.rest())
+        return cls(r.text("keytype"), r.text("scheme"), dict(keyval), r.rest(), r.absent())
 
     def to_dict(self) -> JSON:
         out: JSON = dict(self.unrecognized)
         out.update(keytype=self.keytype, keyval=dict(self.keyval), scheme=self.scheme)
-        return out
+        return _drop_absent(out, self.absent)
 
     @property
     def public(self) -> str:
@@ -162,6 +176,7 @@ class Signed:
     version: int
     spec_version: str = SPEC_VERSION
     unrecognized: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def expires_at(self) -> datetime:
         """The expiry instant. Raises ManifestError if ``expires`` is malformed."""
@@ -204,13 +219,20 @@ class Role:
     threshold: int
     url: str
     unrecognized: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = ("keys", "threshold", "url")
 
     @classmethod
     def from_dict(cls, obj: object, where: str) -> Role:
         r = _Reader(obj, where, cls.FIELDS)
-        return cls(_keys(r.mapping("keys"), where), r.integer("threshold"), r.text("url"), r.rest())
+        return cls(
+            _keys(r.mapping("keys"), where),
+            r.integer("threshold"),
+            r.text("url"),
+            r.rest(),
+            r.absent(),
+        )
 
     def to_dict(self) -> JSON:
         out: JSON = dict(self.unrecognized)
@@ -219,7 +241,7 @@ class Role:
             threshold=self.threshold,
             url=self.url,
         )
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -242,13 +264,14 @@ class Root(Signed):
             version=r.integer("version"),
             spec_version=r.text("spec_version"),
             unrecognized=r.rest(),
+            absent=r.absent(),
             roles=roles,
         )
 
     def to_dict(self) -> JSON:
         out = self._common()
         out["roles"] = {k: v.to_dict() for k, v in self.roles.items()}
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -258,6 +281,7 @@ class Owner:
     #: None when the member is absent (pre-2020 data); readers treat that as 1.
     threshold: int | None
     unrecognized: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = ("keys", "name", "threshold")
 
@@ -265,7 +289,9 @@ class Owner:
     def from_dict(cls, obj: object, where: str) -> Owner:
         r = _Reader(obj, where, cls.FIELDS)
         threshold = r.integer("threshold") if r.has("threshold") else None
-        return cls(_keys(r.mapping("keys"), where), r.text("name"), threshold, r.rest())
+        return cls(
+            _keys(r.mapping("keys"), where), r.text("name"), threshold, r.rest(), r.absent()
+        )
 
     @property
     def effective_threshold(self) -> int:
@@ -276,9 +302,11 @@ class Owner:
         out.update(
             keys={k: v.to_dict() for k, v in self.keys.items()},
             name=self.name,
-            threshold=self.effective_threshold,
+            threshold=(
+                self.threshold if "threshold" in self.absent else self.effective_threshold
+            ),
         )
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -289,6 +317,7 @@ class ComponentItem:
     hidden: bool = False
     standalone: bool = False
     unrecognized: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = ("hidden", "owner", "standalone", "url", "yanked")
 
@@ -302,6 +331,7 @@ class ComponentItem:
             hidden=r.flag("hidden"),
             standalone=r.flag("standalone"),
             unrecognized=r.rest(),
+            absent=r.absent(),
         )
 
     def to_dict(self) -> JSON:
@@ -313,7 +343,7 @@ class ComponentItem:
             url=self.url,
             yanked=self.yanked,
         )
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -344,6 +374,7 @@ class Index(Signed):
             version=r.integer("version"),
             spec_version=r.text("spec_version"),
             unrecognized=r.rest(),
+            absent=r.absent(),
             components={
                 k: ComponentItem.from_dict(v, f"{where} component {k}")
                 for k, v in r.mapping("components").items()
@@ -362,7 +393,7 @@ class Index(Signed):
             default_components=self.default_components,
             owners={k: v.to_dict() for k, v in self.owners.items()},
         )
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -378,6 +409,7 @@ class VersionItem:
     #: Hashes other than sha256/sha512, kept as read.
     other_hashes: dict[str, str] = field(default_factory=dict)
     unrecognized: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "dependencies",
@@ -410,6 +442,7 @@ class VersionItem:
             dependencies=deps,
             other_hashes={k: v for k, v in hashes.items() if k not in ("sha256", "sha512")},
             unrecognized=r.rest(),
+            absent=r.absent(),
         )
 
     def hashes(self) -> dict[str, str]:
@@ -431,7 +464,7 @@ class VersionItem:
             url=self.url,
             yanked=self.yanked,
         )
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -469,6 +502,7 @@ class Component(Signed):
             version=r.integer("version"),
             spec_version=r.text("spec_version"),
             unrecognized=r.rest(),
+            absent=r.absent(),
             id=r.text("id"),
             description=r.text("description"),
             nightly=r.text("nightly"),
@@ -486,7 +520,7 @@ class Component(Signed):
                 for p, versions in self.platforms.items()
             },
         )
-        return out
+        return _drop_absent(out, self.absent)
 
     def items(self) -> Iterator[tuple[str, str, VersionItem]]:
         """Every (platform, version, item)."""
@@ -514,18 +548,19 @@ class FileMeta:
     version: int
     length: int
     unrecognized: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = ("length", "version")
 
     @classmethod
     def from_dict(cls, obj: object, where: str) -> FileMeta:
         r = _Reader(obj, where, cls.FIELDS)
-        return cls(r.integer("version"), r.integer("length"), r.rest())
+        return cls(r.integer("version"), r.integer("length"), r.rest(), r.absent())
 
     def to_dict(self) -> JSON:
         out: JSON = dict(self.unrecognized)
         out.update(length=self.length, version=self.version)
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -544,6 +579,7 @@ class Snapshot(Signed):
             version=r.integer("version"),
             spec_version=r.text("spec_version"),
             unrecognized=r.rest(),
+            absent=r.absent(),
             meta={
                 k: FileMeta.from_dict(v, f"{where} meta {k}")
                 for k, v in r.mapping("meta").items()
@@ -553,7 +589,7 @@ class Snapshot(Signed):
     def to_dict(self) -> JSON:
         out = self._common()
         out["meta"] = {k: v.to_dict() for k, v in self.meta.items()}
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -563,6 +599,7 @@ class HashedMeta:
     hashes: dict[str, str]
     length: int
     unrecognized: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     FIELDS: ClassVar[tuple[str, ...]] = ("hashes", "length")
 
@@ -572,12 +609,12 @@ class HashedMeta:
         hashes = r.mapping("hashes")
         if not all(isinstance(v, str) for v in hashes.values()):
             raise ManifestError(f"{where}: hashes must be strings")
-        return cls(dict(hashes), r.integer("length"), r.rest())
+        return cls(dict(hashes), r.integer("length"), r.rest(), r.absent())
 
     def to_dict(self) -> JSON:
         out: JSON = dict(self.unrecognized)
         out.update(hashes=dict(self.hashes), length=self.length)
-        return out
+        return _drop_absent(out, self.absent)
 
 
 @dataclass
@@ -596,6 +633,7 @@ class Timestamp(Signed):
             version=r.integer("version"),
             spec_version=r.text("spec_version"),
             unrecognized=r.rest(),
+            absent=r.absent(),
             meta={
                 k: HashedMeta.from_dict(v, f"{where} meta {k}")
                 for k, v in r.mapping("meta").items()
@@ -605,7 +643,7 @@ class Timestamp(Signed):
     def to_dict(self) -> JSON:
         out = self._common()
         out["meta"] = {k: v.to_dict() for k, v in self.meta.items()}
-        return out
+        return _drop_absent(out, self.absent)
 
     @property
     def snapshot_meta(self) -> HashedMeta | None:

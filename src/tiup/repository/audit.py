@@ -259,22 +259,24 @@ class _Audit:
         self.unknown_members(env.source, model)
 
     def compare_mirror_root(self, trusted: Root) -> None:
-        try:
-            data = self.f.fetch("root.json", trust.MAX_ROOT_SIZE)
-        except FetchError:
-            self.add(WARN, "root.json", "the mirror has no root.json for new clients to trust")
-            return
-        try:
-            _env, mirror_root = trust.verify_self_signed_root(data, "root.json")
-        except TiupError as exc:
-            self.add(WARN, "root.json", f"the mirror's own root.json is unusable: {exc.message}")
-            return
-        if mirror_root.version < trusted.version:
-            return
-        if mirror_root.version == trusted.version and mirror_root.to_dict() == trusted.to_dict():
-            return
-        self.add(NOTE, "root.json", f"the mirror's root.json (version {mirror_root.version}) is "
-                                    f"not the trusted root given with --root; it was not used")
+        """With ``--root``: the mirror's own roots must still be sound for new clients."""
+        for name in ("root.json", "1.root.json"):
+            try:
+                data = self.f.fetch(name, trust.MAX_ROOT_SIZE)
+            except FetchError:
+                if name == "root.json":
+                    self.add(WARN, name, "the mirror has no root.json for new clients to trust")
+                continue
+            self.report.manifests_checked += 1
+            try:
+                _env, mirror_root = trust.verify_self_signed_root(data, name)
+            except TiupError as exc:
+                self.error(name, f"the mirror's {name} is unusable: {exc.message}")
+                continue
+            same = mirror_root.to_dict() == trusted.to_dict()
+            if name == "root.json" and not same and mirror_root.version >= trusted.version:
+                self.add(NOTE, name, f"the mirror's root.json (version {mirror_root.version}) "
+                                     "is not the trusted root given with --root; it was not used")
 
     def timestamp(self, root: Root) -> Timestamp | None:
         name = "timestamp.json"

@@ -1,0 +1,107 @@
+"""The ``tiup`` entry point: a fast path for running installed components.
+
+``tiup <component>[:version] [args...]`` for a version installed by this
+project (it has an install record, written only after the tarball was
+verified) starts the component without loading click, rich, cryptography or
+an HTTP library, and without touching the network: the record is the proof
+of verification, so signatures are not checked again on every run.
+
+Everything else — subcommands, help, components that need a download or
+whose install predates the records — goes to :func:`tiup.cli.main.main`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tiup.cli.driver import DriverArgs, scan
+
+#: Subcommands (and their aliases) never treated as components on the fast path.
+COMMANDS = frozenset({
+    "install", "list", "uninstall", "update", "status", "clean", "mirror", "package", "env",
+    "history", "link", "unlink", "help", "completion",
+})
+
+
+def _record_versions(home: str, comp: str) -> list[str]:
+    try:
+        names = os.listdir(os.path.join(home, "installed", comp))
+    except OSError:
+        return []
+    return [n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")]
+
+
+def _pick(versions: list[str], wanted: str) -> str | None:
+    if wanted and wanted != "nightly":
+        for candidate in (wanted, "v" + wanted if wanted[:1].isdigit() else None):
+            if candidate and candidate in versions:
+                return candidate
+        return None
+    if len(versions) == 1 and ("nightly" in versions[0]) == (wanted == "nightly"):
+        return versions[0]
+    if not versions:
+        return None
+    from tiup.client.resolve import pick_installed
+
+    return pick_installed(versions, wanted)
+
+
+def fast_run(d: DriverArgs) -> int | None:
+    """Run an installed component; None if the fast path does not apply."""
+    if d.binary or d.binpath or d.force_pull or d.error or not d.word:
+        return None
+    word = d.word
+    if word in COMMANDS or word.startswith("-"):
+        return None
+    comp, _, wanted = word.partition(":")
+    if not comp or "/" in comp or comp.startswith(".") or "\0" in comp:
+        return None
+    from tiup.client.profile import Profile
+
+    profile = Profile()
+    home = str(profile.home)
+    version = _pick(_record_versions(home, comp), wanted)
+    if version is None:
+        return None
+    import json
+
+    try:
+        with open(os.path.join(home, "installed", comp, version + ".json"), "rb") as fh:
+            record = json.load(fh)
+        entry = record["entry"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(entry, str) or not entry or entry.startswith("/") or ".." in entry:
+        return None
+    binary = profile.component_dir(comp, version) / entry
+    if not binary.is_file():
+        return None
+    if d.offline:
+        os.environ["TIUP_OFFLINE"] = "1"
+    try:
+        mirror = profile.effective_mirror()
+    except Exception:  # an unreadable tiup.toml: let the full CLI report it
+        return None
+    from tiup.client.runner import run_binary
+
+    def announce(argv: str) -> None:
+        sys.stderr.write(f"Starting component `{comp}`: {argv}\n")
+        sys.stderr.flush()
+
+    try:
+        return run_binary(profile, comp=comp, binary=binary, args=d.rest, user_version=wanted,
+                          tag=d.tag, mirror=mirror, announce=announce)
+    except OSError as exc:
+        sys.stderr.write(f"Error: cannot start {binary}: {exc.strerror or exc}\n")
+        return 1
+
+
+def main() -> None:
+    """Entry point of the ``tiup`` command."""
+    code = fast_run(scan(sys.argv[1:]))
+    if code is not None:
+        sys.exit(code)
+    from tiup.cli.main import main as full_main
+
+    full_main()

@@ -1,0 +1,201 @@
+"""Run an installed component (``behavior.md`` §5.1 steps 3-7, §12.13).
+
+This module is on the hot path of ``tiup <component>``: it imports only the
+standard library pieces it needs (no click, rich, cryptography or HTTP), so
+starting an installed component costs little more than starting Python.
+
+The component gets TiUP's environment variables; values computed here win
+over inherited ones (§12.13). SIGHUP, SIGTERM and SIGQUIT are forwarded to
+the child; its exit status becomes ours (255 if it was killed by a signal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from tiup.client.profile import Profile
+
+#: TiUP's version, reported to components as TIUP_VERSION.
+TIUP_VERSION = "1.16.5"
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+_SECRET_PREFIXES = ("-p", "-password", "--password", "-tidb-password", "--tidb-password",
+                    "encrypt")
+
+
+def base62(n: int) -> str:
+    out = ""
+    while True:
+        n, r = divmod(n, 62)
+        out = _B62[r] + out
+        if n == 0:
+            return out
+
+
+def redact(args: list[str]) -> list[str]:
+    """Hide passwords in an argv as TiUP's history does (§1.4, simplified for URLs)."""
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            out.append("******")
+            hide_next = False
+            continue
+        if arg in _SECRET_PREFIXES:
+            out.append(arg)
+            hide_next = True
+            continue
+        for prefix in _SECRET_PREFIXES:
+            if arg.startswith(prefix) and len(arg) > len(prefix):
+                arg = prefix + "******"
+                break
+        out.append(arg)
+    return out
+
+
+def make_instance_dir(profile: Profile, tag: str | None) -> tuple[Path, str, bool]:
+    """(instance dir, tag, whether to remove it after the run).
+
+    ``TIUP_INSTANCE_DATA_DIR`` is reused as is; otherwise ``data/<tag>`` with the
+    tag given or Base62 of the Unix milliseconds, created exclusively (a random
+    suffix on collision, §12.13).
+    """
+    inherited = profile.env.get("TIUP_INSTANCE_DATA_DIR")
+    if inherited:
+        path = Path(inherited)
+        path.mkdir(parents=True, exist_ok=True)
+        return path, tag or path.name, False
+    profile.data_dir.mkdir(parents=True, exist_ok=True)
+    if tag:
+        path = profile.data_dir / tag
+        path.mkdir(parents=True, exist_ok=True)
+        return path, tag, False
+    base = base62(int(time.time() * 1000))
+    name = base
+    while True:
+        try:
+            (profile.data_dir / name).mkdir()
+            return profile.data_dir / name, name, True
+        except FileExistsError:
+            name = f"{base}{secrets.token_hex(2)}"
+
+
+def component_env(profile: Profile, *, comp: str, binary: Path, user_version: str, tag: str,
+                  instance_dir: Path, mirror: str) -> dict[str, str]:
+    """The child's environment: the parent's, overridden by TiUP's computed values."""
+    storage = profile.storage_dir / comp
+    storage.mkdir(parents=True, exist_ok=True)
+    env = dict(profile.env)
+    env.update({
+        "TIUP_HOME": str(profile.home),
+        "TIUP_USER_INPUT_VERSION": user_version,
+        "TIUP_VERSION": TIUP_VERSION,
+        "TIUP_COMPONENT_DATA_DIR": str(storage),
+        "TIUP_COMPONENT_INSTALL_DIR": str(binary.parent),
+        "TIUP_WORK_DIR": os.getcwd(),
+        "TIUP_TAG": tag,
+        "TIUP_INSTANCE_DATA_DIR": str(instance_dir),
+        "TIUP_MIRRORS": mirror,
+    })
+    return env
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_meta(instance_dir: Path, *, comp: str, pid: int, binary: Path, args: list[str],
+               env: Mapping[str, str]) -> None:
+    """``tiup_process_meta``: only TIUP_* variables; never overwrite a live process's meta."""
+    path = instance_dir / "tiup_process_meta"
+    try:
+        old = json.loads(path.read_bytes())
+        if isinstance(old, dict) and isinstance(old.get("pid"), int) and _pid_alive(old["pid"]) \
+                and old["pid"] != pid:
+            return
+    except (OSError, ValueError):
+        pass
+    meta = {
+        "component": comp,
+        "created_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "pid": pid,
+        "exec": str(binary),
+        "args": redact(args),
+        "env": {k: v for k, v in env.items() if k.startswith("TIUP_")},
+        "dir": str(instance_dir),
+    }
+    created = meta["created_time"]
+    assert isinstance(created, str)
+    if len(created) > 5 and created[-5] in "+-":
+        meta["created_time"] = created[:-2] + ":" + created[-2:]
+    tmp = path.with_name(".tmp-tiup_process_meta")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, path)
+
+
+def run_binary(profile: Profile, *, comp: str, binary: Path, args: list[str], user_version: str,
+               tag: str | None, mirror: str,
+               announce: Callable[[str], None] | None = None) -> int:
+    """Start ``binary`` with ``args`` and wait; returns the exit code to use.
+
+    Raises:
+        OSError: the binary cannot be started.
+    """
+    instance_dir, tag_used, remove_after = make_instance_dir(profile, tag)
+    env = component_env(profile, comp=comp, binary=binary, user_version=user_version,
+                        tag=tag_used, instance_dir=instance_dir, mirror=mirror)
+    if announce is not None and comp not in ("playground", "playground-ng", "cluster"):
+        announce(" ".join([str(binary), *redact(args)]))
+    try:
+        pid = os.posix_spawn(str(binary), [str(binary), *args], env)
+        write_meta(instance_dir, comp=comp, pid=pid, binary=binary, args=args, env=env)
+        return _wait(pid, comp, announce)
+    finally:
+        if remove_after:
+            import shutil
+
+            shutil.rmtree(instance_dir, ignore_errors=True)
+
+
+def _wait(pid: int, comp: str, announce: Callable[[str], None] | None) -> int:
+    forwarded = (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT)
+
+    def forward(signum: int, _frame: object) -> None:
+        import sys
+
+        name = signal.Signals(signum).name
+        sys.stderr.write(f"Got signal {name} (Component: {comp} ; PID: {pid})\n")
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in forwarded}
+    # SIGINT reaches the child from the terminal; tiup just keeps waiting.
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if os.WIFSIGNALED(status):
+        return 255
+    return os.waitstatus_to_exitcode(status)

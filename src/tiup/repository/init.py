@@ -1,0 +1,120 @@
+"""``tiup mirror init``: a new, empty, valid repository.
+
+Three root keys (threshold 3), one index, one snapshot and one timestamp key
+are generated into the key directory (``<mirror>/keys`` by default, named
+``<id16>-<role>.json`` as TiUP names them). The mirror gets ``root.json`` and
+an identical ``1.root.json``, ``1.index.json``, ``snapshot.json``,
+``timestamp.json`` and ``.tiup-mirror.toml`` with the chosen lifetimes,
+written in the store's order under the mirror lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tiup.errors import RepositoryError
+from tiup.keys import PrivateKey, generate, save_private_key
+from tiup.manifest.models import (
+    FileMeta,
+    HashedMeta,
+    Index,
+    Role,
+    Root,
+    Snapshot,
+    Timestamp,
+)
+from tiup.repository.files import FileInfo, MirrorLock, Staging, write_failed
+from tiup.repository.lifetimes import CONFIG_NAME, Lifetimes
+from tiup.repository.store import sign
+
+ROOT_KEYS = 3
+
+
+@dataclass
+class InitResult:
+    directory: Path
+    key_dir: Path
+    #: role → key files written
+    key_files: dict[str, list[Path]] = field(default_factory=dict)
+    created_directory: bool = False
+
+
+def _expiry(now: datetime, days: int) -> str:
+    from tiup.manifest.timefmt import format_time
+
+    return format_time(now + timedelta(days=days))
+
+
+def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None = None,
+                lifetimes: Lifetimes | None = None) -> InitResult:
+    """Create an empty repository at ``path`` (created if missing, recursively).
+
+    Raises:
+        RepositoryError: ``path`` is not an empty directory, or a write failed.
+    """
+    life = lifetimes or Lifetimes()
+    directory = Path(path).expanduser().absolute()
+    created = False
+    if directory.exists():
+        if not directory.is_dir():
+            raise RepositoryError(f"the target path '{directory}' is not a directory")
+        if any(directory.iterdir()):
+            raise RepositoryError(f"the target path '{directory}' is not an empty directory",
+                                  hint="choose a new or empty directory")
+    else:
+        try:
+            directory.mkdir(parents=True)
+        except OSError as exc:
+            raise write_failed(directory, "the directory", exc) from exc
+        created = True
+    keys_path = Path(key_dir).expanduser().absolute() if key_dir else directory / "keys"
+    result = InitResult(directory, keys_path, created_directory=created)
+    keys: dict[str, list[PrivateKey]] = {
+        "root": [generate() for _ in range(ROOT_KEYS)],
+        "index": [generate()], "snapshot": [generate()], "timestamp": [generate()],
+    }
+    try:
+        keys_path.mkdir(parents=True, exist_ok=True)
+        for role, role_keys in keys.items():
+            for key in role_keys:
+                file = keys_path / f"{key.keyid[:16]}-{role}.json"
+                save_private_key(file, key)
+                result.key_files.setdefault(role, []).append(file)
+    except OSError as exc:
+        raise write_failed(keys_path, "the key files", exc) from exc
+    root = Root(expires=_expiry(now, life.root), version=1, roles={
+        role: Role({k.keyid: k.public.keyinfo() for k in role_keys},
+                   ROOT_KEYS if role == "root" else 1, f"/{role}.json")
+        for role, role_keys in keys.items()
+    })
+    root_data = sign(root, keys["root"])
+    index = Index(expires=_expiry(now, life.index), version=1, components={},
+                  default_components=[], owners={})
+    index_data = sign(index, keys["index"])
+    snap = Snapshot(expires=_expiry(now, life.snapshot), version=0, meta={
+        "/root.json": FileMeta(1, len(root_data)),
+        "/index.json": FileMeta(1, len(index_data)),
+    })
+    snap_data = sign(snap, keys["snapshot"])
+    info = FileInfo.of_bytes(snap_data)
+    ts = Timestamp(expires=_expiry(now, life.timestamp), version=1, meta={
+        "/snapshot.json": HashedMeta({"sha256": info.sha256, "sha512": info.sha512},
+                                     info.length)})
+    ts_data = sign(ts, keys["timestamp"])
+    lock = MirrorLock(directory, 0)
+    lock.acquire()
+    staging = Staging(directory)
+    try:
+        first = {"root.json": root_data, "1.root.json": root_data,
+                 "1.index.json": index_data, CONFIG_NAME: life.to_toml()}
+        for name, data in first.items():
+            staging.put_bytes(name, data)
+        staging.put_bytes("snapshot.json", snap_data)
+        staging.put_bytes("timestamp.json", ts_data)
+        staging.commit([list(first), ["snapshot.json"], ["timestamp.json"]])
+    finally:
+        staging.discard()
+        lock.release()
+    return result

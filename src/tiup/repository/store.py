@@ -1,0 +1,432 @@
+"""The crash-safe store of a local mirror: read, stage, check, commit.
+
+A :class:`Store` is one write transaction on a mirror directory
+(``behavior.md`` §12.3)::
+
+    with Store(path, now=now, keyring=ring) as store:   # flock <mirror>/lock
+        store.publish_component(envelope, tarball)       # stage + check
+        store.commit()                                   # snapshot, timestamp last
+
+Opening takes the exclusive lock, removes ``.tmp-*`` leftovers of crashed
+writers, and reads the current state (latest root, timestamp, snapshot,
+index), verifying signatures but ignoring expiry so that an expired mirror can
+still be renewed. Component manifests are read only when a write touches them,
+so a publish costs the same in a mirror of 150 components as in one of 1.
+
+:meth:`Store.publish_component` is the single entry for component writes,
+local or (later) from the HTTP server: it takes a signed component manifest
+and an optional tarball and checks the owner threshold, the version
+(snapshot version + 1, else :class:`~tiup.errors.ConflictError`), the tarball
+name, length and hashes. :meth:`Store.commit` signs the index, snapshot and
+timestamp with the latest root's role keys, checks the whole new state, then
+renames tarballs, versioned manifests, ``snapshot.json`` and finally
+``timestamp.json`` into place.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tiup.client import trust
+from tiup.errors import (
+    ConflictError,
+    ManifestError,
+    RepositoryError,
+    SignatureError,
+    TarballError,
+    TiupError,
+)
+from tiup.keys import PrivateKey
+from tiup.manifest.canonical import encode_canonical
+from tiup.manifest.envelope import Envelope, envelope_bytes, parse_envelope, signed_bytes
+from tiup.manifest.models import (
+    Component,
+    ComponentItem,
+    FileMeta,
+    HashedMeta,
+    Index,
+    Root,
+    Signed,
+    VersionItem,
+)
+from tiup.manifest.names import component_id, versioned_url
+from tiup.repository.files import (
+    FileInfo,
+    MirrorLock,
+    Staging,
+    hash_file,
+    remove_leftovers,
+    write_failed,
+)
+from tiup.repository.keyring import KeyRing
+from tiup.repository.lifetimes import Lifetimes, load_lifetimes, renew
+from tiup.repository.state import MirrorState, read_state
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class IndexFlags:
+    """Index flags a component write may set; None leaves a flag as it is."""
+
+    yanked: bool | None = None
+    hidden: bool | None = None
+    standalone: bool | None = None
+    #: A new owner (transfer-owner): the manifest must carry threshold
+    #: signatures of both the current and the new owner.
+    owner: str | None = None
+
+
+def sign(signed: Signed, signers: list[PrivateKey]) -> bytes:
+    """File bytes of ``signed`` with one signature per signer (in order)."""
+    payload = signed_bytes(signed)
+    return envelope_bytes([k.signature(payload) for k in signers], signed)
+
+
+def changed_items(new: Component, old: Component | None) -> list[tuple[str, str, VersionItem]]:
+    """Version items of ``new`` that are new, or differ from ``old`` in url, length or hashes,
+    or were un-yanked: the ones whose tarball must be checked."""
+    out: list[tuple[str, str, VersionItem]] = []
+    for plat, ver, item in new.items():
+        before = old.platforms.get(plat, {}).get(ver) if old is not None else None
+        if (before is None or before.url != item.url or before.length != item.length
+                or before.hashes() != item.hashes() or (before.yanked and not item.yanked)):
+            out.append((plat, ver, item))
+    return out
+
+
+class Store:
+    """One write transaction on a local mirror directory (see the module docstring)."""
+
+    def __init__(self, directory: str | Path, *, now: datetime, keyring: KeyRing | None = None,
+                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 lifetimes: Lifetimes | None = None):
+        self.directory = Path(directory).expanduser().resolve()
+        self.now = now
+        self.keyring = keyring if keyring is not None else KeyRing()
+        self.lock = MirrorLock(self.directory, lock_timeout)
+        self._lifetimes = lifetimes
+        self.lifetimes = Lifetimes()
+        self.staging = Staging(self.directory)
+        self.removed_leftovers: list[str] = []
+        self._state: MirrorState | None = None
+        self.new_index: Index | None = None
+        self.new_root: tuple[Root, bytes] | None = None
+        #: component id → (model, file bytes)
+        self.new_components: dict[str, tuple[Component, bytes]] = {}
+        self.tarballs: dict[str, FileInfo] = {}
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Store:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Lock the mirror, remove crash leftovers and read its state.
+
+        Raises:
+            RepositoryError: not a mirror directory, unreadable, or damaged.
+            ConflictError: another writer holds the lock past the timeout.
+        """
+        if not self.directory.is_dir():
+            raise RepositoryError(f"mirror {self.directory} is not a directory",
+                                  file=str(self.directory),
+                                  hint="create one with `tiup mirror init <dir>`")
+        self.lock.acquire()
+        try:
+            try:
+                self.removed_leftovers = remove_leftovers(self.directory)
+            except OSError as exc:
+                raise write_failed(self.directory, ".tmp-* leftovers", exc) from exc
+            self.lifetimes = self._lifetimes or load_lifetimes(self.directory)
+            self._state = read_state(self.directory)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def close(self) -> None:
+        self.staging.discard()
+        self.lock.release()
+
+    @property
+    def state(self) -> MirrorState:
+        if self._state is None:
+            raise RepositoryError("the store is not open")
+        return self._state
+
+    # ----------------------------------------------------------------- reads
+    @property
+    def root(self) -> Root:
+        return self.new_root[0] if self.new_root else self.state.root
+
+    @property
+    def index(self) -> Index:
+        return self.new_index if self.new_index is not None else self.state.index
+
+    def component(self, comp_id: str) -> Component | None:
+        """The current manifest of a component (verified, expiry ignored), None if unknown.
+
+        Raises:
+            RepositoryError: the manifest is missing or damaged.
+        """
+        staged = self.new_components.get(comp_id)
+        if staged is not None:
+            return staged[0]
+        return self.state.component(comp_id)
+
+    def next_component_version(self, comp_id: str) -> int:
+        meta = self.state.snapshot.meta.get(f"/{comp_id}.json")
+        return (meta.version if meta is not None else 0) + 1
+
+    # --------------------------------------------------------------- writes
+    def edit_index(self) -> Index:
+        """The index of this transaction, renewed once (version +1); edit it in place."""
+        if self.new_index is None:
+            self.new_index = copy.deepcopy(self.state.index)
+            renew(self.new_index, self.now, self.lifetimes.index)
+        return self.new_index
+
+    def renew_index(self, days: int | None = None) -> None:
+        """Re-sign the index (version +1), expiry now + ``days`` (default: index lifetime)."""
+        idx = self.edit_index()
+        renew(idx, self.now, days or self.lifetimes.index, bump=False)
+
+    def set_root(self, root: Root, data: bytes) -> None:
+        """Stage the next root (``rotate``); checked against the current one at commit.
+
+        Raises:
+            SignatureError, RollbackError, ManifestError: not a valid next root.
+        """
+        trust.verify_next_root(self.state.root, self.state.root_name, data,
+                               f"{root.version}.root.json")
+        self.new_root = (root, data)
+
+    def stage_tarball(self, name: str, source: Path) -> FileInfo:
+        """Copy a tarball into the staging area under its mirror name. Raises RepositoryError."""
+        info = self.staging.put_file(name, source)
+        self.tarballs[name] = info
+        return info
+
+    def publish_component(self, manifest: bytes | Envelope, tarball: Path | None = None, *,
+                          tarball_name: str | None = None,
+                          flags: IndexFlags | None = None) -> Component:
+        """Stage a signed component manifest (and its tarball) after every check.
+
+        Args:
+            manifest: the envelope bytes (or parsed envelope) signed by the owner.
+            tarball: a tarball file to store; its mirror name is ``tarball_name``
+                (default: the file's name) and must be the url of one version item.
+            flags: index flags to set; ``flags.owner`` transfers ownership.
+
+        Returns:
+            The staged component model.
+
+        Raises:
+            ManifestError: malformed manifest or unknown members.
+            InvalidNameError: unsafe component id.
+            ConflictError: ``version`` is not the current version + 1.
+            SignatureError: the owner threshold is not met (or the new owner's, on transfer).
+            TarballError: wrong tarball name, length or hashes; a new version's tarball missing.
+        """
+        flags = flags or IndexFlags()
+        env = manifest if isinstance(manifest, Envelope) else parse_envelope(
+            manifest, "component manifest")
+        trust.check_type(env, "component")
+        comp = Component.from_dict(env.signed, env.source)
+        trust.check_spec_version(comp, env.source)
+        cid = component_id(comp.id)
+        _reject_unknown(comp, env.source)
+        source = f"{comp.version}.{cid}.json"
+        expected = self.next_component_version(cid)
+        if cid in self.new_components or comp.version != expected:
+            raise ConflictError(
+                f"manifest conflict: {cid} has version {comp.version}, expected {expected}",
+                file=source, hint="the component changed meanwhile; fetch it again and retry")
+        # Signatures are checked over canonical bytes, which are also what is written.
+        env = Envelope(env.signatures, env.signed, encode_canonical(env.signed), source)
+        old_item = self.index.components.get(cid)
+        owner = flags.owner or (old_item.owner if old_item else None) or self._signing_owner(env)
+        trust.verify_signatures(env, trust.owner_keys(self.index, owner, "index"), None)
+        if old_item is not None and owner != old_item.owner:
+            trust.verify_signatures(env, trust.owner_keys(self.index, old_item.owner, "index"),
+                                    None)
+        old = self.component(cid) if old_item is not None else None
+        if tarball is not None:
+            self._take_tarball(comp, tarball, tarball_name or tarball.name)
+        for plat, ver, item in changed_items(comp, old):
+            if not item.yanked:
+                self._check_tarball(cid, plat, ver, item)
+        self._apply_flags(cid, old_item, owner, flags)
+        self.new_components[cid] = (comp, envelope_bytes(env.signatures, env.signed))
+        return comp
+
+    def _signing_owner(self, env: Envelope) -> str:
+        ids = {s.keyid for s in env.signatures}
+        for owner_id in sorted(self.index.owners):
+            owner = self.index.owners[owner_id]
+            if not ids & set(owner.keys):
+                continue
+            try:
+                trust.verify_signatures(env, trust.owner_keys(self.index, owner_id, "index"), None)
+            except SignatureError:
+                continue
+            return owner_id
+        raise SignatureError(
+            f"{env.source} is not signed by the keys of any owner of this mirror",
+            file=env.source, hint="grant your key first: tiup mirror grant <owner-id>")
+
+    def _take_tarball(self, comp: Component, path: Path, name: str) -> None:
+        item = next((it for _p, _v, it in comp.items() if it.url == "/" + name), None)
+        if item is None:
+            raise TarballError(f"incorrect file name {name}: no version of {comp.id} has url "
+                               f"/{name}", file=name)
+        info = self.stage_tarball(name, path)
+        _compare(name, info, item)
+
+    def _check_tarball(self, cid: str, plat: str, ver: str, item: VersionItem) -> None:
+        name = item.url.lstrip("/")
+        info = self.tarballs.get(name)
+        if info is None:
+            path = self.directory / name
+            if "/" in name or not name or not path.is_file():
+                raise TarballError(
+                    f"tarball {name} of {cid} {ver} ({plat}) is not in mirror {self.directory}",
+                    file=name, hint="publish the tarball together with the manifest")
+            try:
+                info = hash_file(path)
+            except OSError as exc:
+                raise TarballError(f"cannot read {path}: {exc.strerror}", file=name) from exc
+        _compare(name, info, item)
+
+    def _apply_flags(self, cid: str, old_item: ComponentItem | None, owner: str,
+                     flags: IndexFlags) -> None:
+        if old_item is None:
+            idx = self.edit_index()
+            idx.components[cid] = ComponentItem(
+                owner=owner, url=f"/{cid}.json", yanked=bool(flags.yanked),
+                hidden=bool(flags.hidden), standalone=bool(flags.standalone))
+            return
+        wanted = {"owner": owner, "yanked": flags.yanked, "hidden": flags.hidden,
+                  "standalone": flags.standalone}
+        changes = {k: v for k, v in wanted.items()
+                   if v is not None and getattr(old_item, k) != v}
+        if changes:
+            item = self.edit_index().components[cid]
+            for key, value in changes.items():
+                setattr(item, key, value)
+
+    # --------------------------------------------------------------- commit
+    def commit(self) -> list[str]:
+        """Sign, check and write the new state; snapshot and timestamp are always renewed.
+
+        Returns:
+            The files written, in write order.
+
+        Raises:
+            MissingKeyError: a role key needed to sign is not in the key ring.
+            RepositoryError: the new state failed a check, or a write failed.
+        """
+        root = self.root
+        ring = self.keyring
+        groups: list[list[str]] = [sorted(self.tarballs), []]
+        snap = copy.deepcopy(self.state.snapshot)
+        root_name = self.state.root_name
+        if self.new_root is not None:
+            new_root, data = self.new_root
+            root_name = f"{new_root.version}.root.json"
+            first = self.state.root_json
+            if self.state.root_json_version == 1 and not (self.directory / "1.root.json").exists():
+                self._stage(groups[1], "1.root.json", first)
+            self._stage(groups[1], root_name, data)
+            self._stage(groups[1], "root.json", data)
+        root_len = (len(self.new_root[1]) if self.new_root
+                    else self.state.root_length)
+        snap.meta["/root.json"] = FileMeta(root.version, root_len)
+        index_url = root.roles["index"].url or "/index.json"
+        if self.new_index is not None:
+            idx = self.new_index
+            signers = ring.role_signers("index", root.roles["index"].keys, root_name)
+            data = sign(idx, signers)
+            name = versioned_url(index_url, idx.version).lstrip("/")
+            self._check_envelope(data, name, trust.role_keys(root, "index", root_name))
+            trust.check_index_valid(idx, name)
+            self._stage(groups[1], name, data)
+            snap.meta[index_url] = FileMeta(idx.version, len(data))
+        index = self.index
+        for cid, (comp, data) in sorted(self.new_components.items()):
+            name = f"{comp.version}.{cid}.json"
+            item = index.components.get(cid)
+            if item is None:
+                raise RepositoryError(f"component {cid} is not in the index")
+            self._check_envelope(data, name, trust.owner_keys(index, item.owner, "index"))
+            self._stage(groups[1], name, data)
+            snap.meta[item.url] = FileMeta(comp.version, len(data))
+        wanted = {"/root.json", index_url} | {i.url for i in index.components.values()}
+        for url in list(snap.meta):
+            if url not in wanted:
+                del snap.meta[url]
+        missing = wanted - set(snap.meta)
+        if missing:
+            raise RepositoryError(f"snapshot would lack entries for {sorted(missing)}")
+        snap.version = 0
+        renew(snap, self.now, self.lifetimes.snapshot, bump=False)
+        snap_data = sign(snap, ring.role_signers(
+            "snapshot", root.roles["snapshot"].keys, root_name))
+        self._check_envelope(snap_data, "snapshot.json",
+                             trust.role_keys(root, "snapshot", root_name))
+        ts = copy.deepcopy(self.state.timestamp)
+        info = FileInfo.of_bytes(snap_data)
+        ts.meta = {"/snapshot.json": HashedMeta({"sha256": info.sha256, "sha512": info.sha512},
+                                                info.length)}
+        renew(ts, self.now, self.lifetimes.timestamp)
+        ts_keys = ring.role_signers("timestamp", root.roles["timestamp"].keys, root_name)
+        ts_data = sign(ts, ts_keys[:1])
+        self._check_envelope(ts_data, "timestamp.json",
+                             trust.role_keys(root, "timestamp", root_name))
+        if len(ts_data) > trust.MAX_TIMESTAMP_SIZE:
+            raise RepositoryError(f"timestamp.json would be {len(ts_data)} bytes, over the "
+                                  f"{trust.MAX_TIMESTAMP_SIZE}-byte limit of TiUP clients")
+        self._stage([], "snapshot.json", snap_data)
+        self._stage([], "timestamp.json", ts_data)
+        written = self.staging.commit([*groups, ["snapshot.json"], ["timestamp.json"]])
+        self._state = None
+        return written
+
+    def _stage(self, group: list[str], name: str, data: bytes) -> None:
+        self.staging.put_bytes(name, data)
+        group.append(name)
+
+    def _check_envelope(self, data: bytes, name: str, role: trust.RoleKeys) -> None:
+        try:
+            env = parse_envelope(data, name)
+            trust.verify_signatures(env, role, None)
+        except TiupError as exc:
+            raise RepositoryError(f"refusing to write {name}: {exc.message}", file=name) from exc
+
+
+def _compare(name: str, info: FileInfo, item: VersionItem) -> None:
+    if info.length != item.length:
+        raise TarballError(f"length of {name} is {info.length}, manifest says {item.length}",
+                           file=name)
+    for algo, got in (("sha256", info.sha256), ("sha512", info.sha512)):
+        want = item.hashes().get(algo)
+        if want and want.lower() != got:
+            raise TarballError(f"{algo} of {name} is {got}, manifest says {want}", file=name)
+    if not item.sha256:
+        raise TarballError(f"the manifest gives no sha256 for {name}", file=name)
+
+
+def _reject_unknown(comp: Component, source: str) -> None:
+    names = set(comp.unrecognized)
+    for _p, _v, item in comp.items():
+        names.update(item.unrecognized)
+    if names:
+        raise ManifestError(f"{source} has unknown members {sorted(names)}; Go TiUP clients "
+                            "would drop them from their cache and then reject the manifest",
+                            file=source)
