@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mirrorgen import build_mirror  # noqa: E402
+from mirrorgen import build_mirror
 
-from tiup.repository.audit import audit_mirror  # noqa: E402
-from tiup.transport.local import LocalFetcher  # noqa: E402
+from tiup.repository.audit import audit_mirror
+from tiup.transport.local import LocalFetcher
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""Clone selection: each flag combination of the guide's section 克隆镜像 picks exactly what it should."""
+"""Clone selection: each flag combination of the guide's 克隆镜像 section picks what it should."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def imports(path: Path, module: str) -> list[str]:
             names.extend(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = module.split(".")[: -node.level] if not path.name == "__init__.py" \
+                base = module.split(".")[: -node.level] if path.name != "__init__.py" \
                     else module.split(".")[: len(module.split(".")) - node.level + 1]
                 names.append(".".join([*base, node.module or ""]).rstrip("."))
             elif node.module:
