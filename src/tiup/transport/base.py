@@ -361,8 +361,11 @@ def is_http(address: str) -> bool:
 def open_fetcher(address: str) -> Fetcher:
     """The fetcher for a mirror address: a directory path or an HTTP(S) URL.
 
+    HTTP settings (timeouts, retries, proxies, CA bundle) come from the environment.
+
     Raises:
         FetchError: the address cannot be used.
+        UsageError: a ``TIUP_HTTP_*`` variable is malformed.
     """
     if is_http(address):
         from tiup.transport.http import HTTPFetcher

@@ -1,0 +1,393 @@
+"""The HTTP(S) transport: urllib3 with pooling, timeouts, retries, resume, caps and proxies.
+
+Behaviour (``behavior.md`` §12.5, ``format.md`` §11/§12.8):
+
+- URL = ``<address without trailing "/">/<resource without leading "/">``, HTTP/1.1,
+  ``User-Agent: tiup/<version> (python)``, ``Accept-Encoding: identity`` (the bytes
+  hashed are the bytes on the wire; a ``.tar.gz`` is never "decoded" by accident).
+- Timeouts: connect 10 s, read 60 s without a byte (``TIUP_HTTP_CONNECT_TIMEOUT``,
+  ``TIUP_HTTP_READ_TIMEOUT``; 0 = none).
+- Up to 5 attempts (``TIUP_HTTP_RETRIES``) on connection errors, timeouts, truncated
+  bodies, 408/425/429/500/502/503/504; backoff 0.5 s × 2ⁿ capped at 8 s with ±20 %
+  jitter, or ``Retry-After`` up to 60 s. 404 → :class:`NotFoundError`; other 4xx and
+  TLS verification failures are not retried.
+- Every read is capped: a ``Content-Length`` over the cap fails before the body is
+  read, a body (chunked, endless) fails as soon as it passes the cap.
+- ``timestamp.json`` and ``tiup-*`` are requested with ``Cache-Control: no-cache``.
+- Proxies from ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (either case);
+  ``TIUP_INNER_HTTP_PROXY`` overrides them for every scheme. CA bundle: argument, else
+  ``TIUP_CA_BUNDLE``, else ``SSL_CERT_FILE``, else the system store.
+
+Every urllib3, ssl and socket exception is translated into :mod:`tiup.errors` here.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    LocationValueError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProxyError,
+    ReadTimeoutError,
+    ResponseError,
+    SSLError,
+)
+from urllib3.response import BaseHTTPResponse
+
+from tiup import __version__
+from tiup.errors import FetchError, NotFoundError, SizeLimitError
+from tiup.transport.base import Chunks, Fetcher, TransientError
+from tiup.transport.httputil import (
+    NETWORK_ERRORS,
+    ca_bundle_from_env,
+    cert_detail,
+    content_range,
+    env_attempts,
+    env_seconds,
+    finish_response,
+    int_header,
+    is_cert_error,
+    proxy_for,
+    reason_text,
+    retry_after_seconds,
+    validator_of,
+)
+
+T = TypeVar("T")
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+RETRY_AFTER_CAP = 60.0
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+CHUNK = 256 * 1024
+POOL_SIZE = 16
+USER_AGENT = f"tiup/{__version__} (python)"
+
+CA_HINT = ("if the mirror uses a private CA, point TIUP_CA_BUNDLE (or SSL_CERT_FILE) "
+           "at its PEM bundle")
+
+
+class HTTPFetcher(Fetcher):
+    """Reads a mirror served over HTTP(S). Thread-safe; one connection pool per fetcher.
+
+    Arguments left as None come from the environment, then the defaults above.
+    ``backoff_base`` and ``sleep`` exist so tests run fast without waiting.
+
+    Raises (constructor):
+        FetchError: the address is not a usable URL, the CA bundle or proxy is unusable.
+        UsageError: a ``TIUP_HTTP_*`` variable is malformed.
+    """
+
+    def __init__(self, address: str, *, ca_bundle: str | None = None,
+                 connect_timeout: float | None = None, read_timeout: float | None = None,
+                 retries: int | None = None, user_agent: str = USER_AGENT,
+                 backoff_base: float = BACKOFF_BASE,
+                 sleep: Callable[[float], None] = time.sleep, pool_size: int = POOL_SIZE):
+        self.address = address
+        self.base_url = address.rstrip("/")
+        try:
+            parsed = urllib3.util.parse_url(self.base_url)
+        except LocationValueError as exc:
+            raise FetchError(f"invalid mirror URL {address}: {exc}", file=address) from exc
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise FetchError(f"invalid mirror URL {address}", file=address,
+                             hint="use http://host[:port]/path or https://...")
+        self.connect_timeout = (connect_timeout if connect_timeout is not None
+                                else env_seconds("TIUP_HTTP_CONNECT_TIMEOUT",
+                                                 DEFAULT_CONNECT_TIMEOUT))
+        self.read_timeout = (read_timeout if read_timeout is not None
+                             else env_seconds("TIUP_HTTP_READ_TIMEOUT", DEFAULT_READ_TIMEOUT))
+        self.attempts = max(1, retries) if retries is not None else env_attempts()
+        self.user_agent = user_agent
+        self.backoff_base = backoff_base
+        self._sleep = sleep
+        self.ca_bundle = ca_bundle or ca_bundle_from_env()
+        self.proxy = proxy_for(self.base_url)
+        self._pool = self._make_pool(pool_size)
+        # Redirects are followed (as Go's client does); every other retry is ours.
+        self._policy = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
+                                     redirect=10, raise_on_redirect=True,
+                                     raise_on_status=False)
+
+    def _make_pool(self, pool_size: int) -> urllib3.PoolManager:
+        kw: dict[str, object] = {
+            "num_pools": 4, "maxsize": max(8, pool_size), "block": False,
+            "timeout": urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout),
+            "retries": False,
+        }
+        if self.ca_bundle:
+            if os.path.isdir(self.ca_bundle):
+                kw["ca_cert_dir"] = self.ca_bundle
+            elif os.path.isfile(self.ca_bundle):
+                kw["ca_certs"] = self.ca_bundle
+            else:
+                raise FetchError(f"CA bundle {self.ca_bundle} does not exist",
+                                 file=self.ca_bundle, hint=CA_HINT)
+        if not self.proxy:
+            return urllib3.PoolManager(**kw)  # type: ignore[arg-type]
+        try:
+            proxy = urllib3.util.parse_url(self.proxy)
+            headers = (urllib3.make_headers(proxy_basic_auth=proxy.auth) if proxy.auth
+                       else None)
+            return urllib3.ProxyManager(self.proxy, proxy_headers=headers,
+                                        **kw)  # type: ignore[arg-type]
+        except (HTTPError, ValueError) as exc:
+            raise FetchError(f"unusable proxy {self.proxy} for {self.address}: {exc}",
+                             file=self.address,
+                             hint="proxies must be http:// or https:// URLs") from exc
+
+    def __repr__(self) -> str:
+        return f"HTTPFetcher({self.address!r}, proxy={self.proxy!r})"
+
+    # -- public API ------------------------------------------------------------------
+
+    def url(self, resource: str) -> str:
+        """The URL of ``resource``."""
+        return f"{self.base_url}/{resource.lstrip('/')}"
+
+    def location(self, resource: str) -> str:
+        return self.url(resource)
+
+    def fetch(self, resource: str, max_size: int | None) -> bytes:
+        """The whole content of ``resource`` (retried as a whole on transient failures).
+
+        Raises:
+            NotFoundError: HTTP 404.
+            SizeLimitError: the body is larger than ``max_size``.
+            FetchError: any other failure, after the retry budget when it is transient.
+        """
+        def once() -> bytes:
+            with self._open(resource, max_size, 0, None) as chunks:
+                data = bytearray()
+                for block in chunks:
+                    data += block
+                return bytes(data)
+
+        return self._with_retries(resource, once)
+
+    def stream(self, resource: str, max_size: int | None,
+               offset: int = 0) -> AbstractContextManager[Chunks]:
+        """Chunks of ``resource`` from ``offset`` (``Range: bytes=offset-``).
+
+        The response is retried until it starts; a body that breaks afterwards raises
+        :class:`TransientError` (resume with ``offset``, or use :meth:`download`).
+        Check ``chunks.start``: it is 0 if the server ignored the range.
+
+        Raises:
+            NotFoundError, SizeLimitError, FetchError: as for :meth:`fetch`.
+        """
+        return self.stream_range(resource, max_size, offset)
+
+    def stream_range(self, resource: str, max_size: int | None, offset: int = 0, *,
+                     if_range: str | None = None) -> AbstractContextManager[Chunks]:
+        return self._stream(resource, max_size, offset, if_range)
+
+    @contextmanager
+    def _stream(self, resource: str, max_size: int | None, offset: int,
+                if_range: str | None) -> Iterator[Chunks]:
+        cm = self._with_retries(resource, lambda: self._enter(resource, max_size, offset,
+                                                              if_range))
+        try:
+            yield cm[1]
+        finally:
+            finish_response(cm[0])
+
+    def exists(self, resource: str) -> bool:
+        """True if a HEAD (or, where HEAD is refused, a GET) of ``resource`` succeeds.
+
+        Raises:
+            FetchError: any failure other than 404.
+        """
+        url = self.url(resource)
+
+        def once() -> int:
+            resp = self._request("HEAD", url, self._headers(resource), ok=(200, 405, 501))
+            finish_response(resp)
+            return resp.status
+
+        try:
+            status = self._with_retries(resource, once)
+        except NotFoundError:
+            return False
+        return status == 200 or super().exists(resource)
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    # -- retries ---------------------------------------------------------------------
+
+    def retry_delay(self, failures: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), RETRY_AFTER_CAP)
+        delay = min(self.backoff_base * 2.0 ** (failures - 1), BACKOFF_CAP)
+        return delay * random.uniform(0.8, 1.2)
+
+    def _with_retries(self, resource: str, attempt: Callable[[], T],
+                      progressed: Callable[[], bool] | None = None) -> T:
+        failures = 0
+        while True:
+            try:
+                return attempt()
+            except TransientError as exc:
+                # A download that got further than ever before earns a fresh budget:
+                # bounded, because the file (capped by its length) only grows so far.
+                if progressed is not None and progressed():
+                    failures = 0
+                failures += 1
+                if failures >= self.attempts:
+                    raise FetchError(
+                        f"{exc.message} (gave up after {failures} attempt"
+                        f"{'s' if failures > 1 else ''})",
+                        file=exc.file, hint=exc.hint) from exc
+                self._sleep(self.retry_delay(failures, exc.retry_after))
+
+    # -- one attempt -----------------------------------------------------------------
+
+    def _headers(self, resource: str) -> dict[str, str]:
+        headers = {"User-Agent": self.user_agent, "Accept-Encoding": "identity"}
+        name = resource.lstrip("/")
+        if name == "timestamp.json" or name.startswith("tiup-"):
+            headers["Cache-Control"] = "no-cache"
+        return headers
+
+    @contextmanager
+    def _open(self, resource: str, max_size: int | None, offset: int,
+              if_range: str | None) -> Iterator[Chunks]:
+        resp, chunks = self._enter(resource, max_size, offset, if_range)
+        try:
+            yield chunks
+        finally:
+            finish_response(resp)
+
+    def _enter(self, resource: str, max_size: int | None, offset: int,
+               if_range: str | None) -> tuple[BaseHTTPResponse, Chunks]:
+        """Send the GET and check status and size; one attempt, no retry."""
+        url = self.url(resource)
+        headers = self._headers(resource)
+        ranged = dict(headers)
+        if offset > 0:
+            ranged["Range"] = f"bytes={offset}-"
+            if if_range:
+                ranged["If-Range"] = if_range
+        resp = self._request("GET", url, ranged, ok=(200, 206, 416) if offset else (200,))
+        start, size = 0, int_header(resp, "Content-Length")
+        if resp.status == 206:
+            crange = content_range(resp.headers.get("Content-Range"))
+            if crange is not None and crange[0] == offset:
+                start, size = offset, crange[1]
+            else:  # a range we did not ask for: take the whole file instead
+                resp = self._restart(resp, url, headers)
+                size = int_header(resp, "Content-Length")
+        elif resp.status == 416:  # the file is shorter than our part: it changed
+            resp = self._restart(resp, url, headers)
+            size = int_header(resp, "Content-Length")
+        if max_size is not None and size is not None and size > max_size:
+            finish_response(resp)
+            raise SizeLimitError(
+                f"download from {url} failed, resp size {size} exceeds maximum size {max_size}",
+                file=url, hint="the mirror serves a file larger than its manifest allows")
+        body = self._body(resp, url, max_size, start)
+        return resp, Chunks(body, start=start, requested=offset, size=size,
+                            validator=validator_of(resp))
+
+    def _restart(self, resp: BaseHTTPResponse, url: str,
+                 headers: dict[str, str]) -> BaseHTTPResponse:
+        finish_response(resp)
+        return self._request("GET", url, headers, ok=(200,))
+
+    def _request(self, method: str, url: str, headers: dict[str, str],
+                 ok: tuple[int, ...]) -> BaseHTTPResponse:
+        try:
+            resp = self._pool.urlopen(method, url, headers=headers, preload_content=False,
+                                      decode_content=False, retries=self._policy,
+                                      redirect=True)
+        except NETWORK_ERRORS as exc:
+            raise self._translate(exc, url) from exc
+        if resp.status in ok:
+            return resp
+        reason = f"HTTP {resp.status} {resp.reason or ''}".rstrip()
+        retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+        finish_response(resp, drain=True)
+        if resp.status == 404:
+            raise NotFoundError(f"{url} not found ({reason})", file=url)
+        if resp.status in RETRY_STATUSES:
+            raise TransientError(f"download from {url} failed: {reason}", file=url,
+                                 retry_after=retry_after)
+        raise FetchError(f"download from {url} failed: {reason}", file=url,
+                         hint="check the mirror address and the server's access rules")
+
+    def _body(self, resp: BaseHTTPResponse, url: str, max_size: int | None,
+              start: int) -> Iterator[bytes]:
+        total = start
+        while True:
+            try:
+                block = resp.read1(CHUNK, decode_content=False)
+            except NETWORK_ERRORS as exc:
+                raise self._translate(exc, url) from exc
+            if not block:
+                return
+            total += len(block)
+            if max_size is not None and total > max_size:
+                raise SizeLimitError(
+                    f"download from {url} failed: more than {max_size} bytes received "
+                    f"(maximum size {max_size})", file=url,
+                    hint="the mirror serves a file larger than its manifest allows")
+            yield block
+
+    def _translate(self, exc: BaseException, url: str) -> FetchError:
+        """The tiup error for a urllib3/ssl/socket exception (TransientError if retryable)."""
+        while isinstance(exc, MaxRetryError) and exc.reason is not None:
+            exc = exc.reason
+        host = urlsplit(url).netloc
+        if isinstance(exc, ResponseError):  # too many redirects
+            return FetchError(f"download from {url} failed: {exc}", file=url)
+        if isinstance(exc, LocationValueError):
+            return FetchError(f"invalid URL {url}: {exc}", file=url)
+        if is_cert_error(exc):
+            return FetchError(f"TLS certificate verification failed for {url}: "
+                              f"{cert_detail(exc)}", file=url, hint=CA_HINT)
+        if isinstance(exc, ProxyError):
+            return TransientError(f"cannot reach {url} through proxy {self.proxy}: "
+                                  f"{reason_text(exc)}", file=url,
+                                  hint="check HTTPS_PROXY / HTTP_PROXY / NO_PROXY")
+        if isinstance(exc, NameResolutionError):
+            cause = exc.__cause__ or (exc.args[-1] if exc.args else None)
+            msg = f"cannot resolve host of {url}: {reason_text(exc)}"
+            if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_AGAIN:
+                return TransientError(msg, file=url)
+            return FetchError(msg, file=url, hint="check the mirror address")
+        if isinstance(exc, NewConnectionError):
+            return TransientError(f"cannot connect to {host} for {url}: {reason_text(exc)}",
+                                  file=url, hint="check that the mirror server is running")
+        if isinstance(exc, ConnectTimeoutError):
+            return TransientError(
+                f"connecting to {host} timed out after {self.connect_timeout} s ({url})",
+                file=url, hint="raise TIUP_HTTP_CONNECT_TIMEOUT on slow networks")
+        if isinstance(exc, ReadTimeoutError | socket.timeout | TimeoutError):
+            return TransientError(
+                f"download from {url} failed: no data received for {self.read_timeout} s",
+                file=url, hint="raise TIUP_HTTP_READ_TIMEOUT on slow networks")
+        if isinstance(exc, SSLError | ssl.SSLError):
+            return TransientError(f"TLS error talking to {host} ({url}): {reason_text(exc)}",
+                                  file=url)
+        if isinstance(exc, NETWORK_ERRORS):
+            return TransientError(f"download from {url} failed: connection broken "
+                                  f"({reason_text(exc)})", file=url)
+        return FetchError(f"download from {url} failed: {exc}", file=url)

@@ -1,0 +1,174 @@
+"""Helpers of the HTTP transport: environment settings, proxy choice, response details."""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import os
+import ssl
+import time
+import urllib.request
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import HTTPError
+from urllib3.response import BaseHTTPResponse
+
+from tiup.errors import UsageError
+
+DEFAULT_ATTEMPTS = 5
+NETWORK_ERRORS = (HTTPError, OSError, http.client.HTTPException)
+
+
+def env_seconds(name: str, default: float) -> float | None:
+    """Seconds from environment variable ``name`` (0 or less = no limit).
+
+    Raises:
+        UsageError: the value is not a number.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not a number of seconds") from None
+    return value if value > 0 else None
+
+
+def env_attempts(default: int = DEFAULT_ATTEMPTS) -> int:
+    """Attempts per request from ``TIUP_HTTP_RETRIES`` (at least 1).
+
+    Raises:
+        UsageError: the value is not an integer.
+    """
+    raw = os.environ.get("TIUP_HTTP_RETRIES", "").strip()
+    if not raw:
+        return default
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise UsageError(f"TIUP_HTTP_RETRIES={raw!r} is not an integer") from None
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy URL to use for ``url`` according to the environment, or None."""
+    inner = os.environ.get("TIUP_INNER_HTTP_PROXY", "").strip()
+    if inner:
+        return inner if "://" in inner else f"http://{inner}"
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if proxies.get("no") and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+            host, proxies):
+        return None
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def ca_bundle_from_env() -> str | None:
+    """``TIUP_CA_BUNDLE``, else ``SSL_CERT_FILE``, else None (the system store)."""
+    for name in ("TIUP_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def finish_response(resp: BaseHTTPResponse, *, drain: bool = False) -> None:
+    """Give the connection back to the pool if its body was read, else close it."""
+    try:
+        if drain and (resp.length_remaining or 0) <= 64 * 1024:
+            resp.drain_conn()
+        if not (isinstance(resp, urllib3.HTTPResponse) and resp.isclosed()):
+            resp.close()  # unread body (maybe endless): the connection cannot be reused
+        resp.release_conn()
+    except NETWORK_ERRORS:
+        pass
+
+
+def int_header(resp: BaseHTTPResponse, name: str) -> int | None:
+    try:
+        value = int(resp.headers.get(name, ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def content_range(value: str | None) -> tuple[int, int | None] | None:
+    """``(start, total)`` from ``bytes start-end/total`` (total None for ``*``)."""
+    if not value or not value.startswith("bytes "):
+        return None
+    span, _, total = value[6:].partition("/")
+    first, _, _last = span.partition("-")
+    try:
+        return int(first), (None if total.strip() == "*" else int(total))
+    except ValueError:
+        return None
+
+
+def validator_of(resp: BaseHTTPResponse) -> str | None:
+    """A strong ETag, else Last-Modified: what ``If-Range`` may carry."""
+    etag = resp.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return str(etag)
+    modified = resp.headers.get("Last-Modified")
+    return str(modified) if modified else None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend(x for x in (e.__cause__, e.__context__, *e.args)
+                    if isinstance(x, BaseException))
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+
+
+def is_cert_error(exc: BaseException) -> bool:
+    for e in exception_chain(exc):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return True
+        text = str(e)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "doesn't match" in text:
+            return True
+    return False
+
+
+def cert_detail(exc: BaseException) -> str:
+    for e in exception_chain(exc):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return str(e.verify_message or e.reason or e)
+    return reason_text(exc)
+
+
+def reason_text(exc: BaseException) -> str:
+    """The exception text without urllib3's ``<object at 0x...>:`` prefixes."""
+    text = str(exc)
+    while text.startswith("<") and ">: " in text:
+        text = text.split(">: ", 1)[1]
+    return text
