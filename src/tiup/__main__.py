@@ -1,5 +1,5 @@
 """``python -m tiup`` runs the ``tiup`` command."""
 
-from tiup.cli.main import main
+from tiup.cli.entry import main
 
 main()

@@ -33,6 +33,8 @@ class DriverArgs:
         self.no_progress = False
         self.word: str | None = None
         self.rest: list[str] = []
+        #: the arguments after the word, untouched (for subcommands)
+        self.raw_rest: list[str] = []
         self.error: str | None = None
         self.dashdash = False
 
@@ -75,6 +77,7 @@ def scan(argv: list[str]) -> DriverArgs:
     if i < len(argv):
         d.word = argv[i]
         rest = argv[i + 1:]
+        d.raw_rest = list(rest)
         if d.word not in CLICK_WORDS and not d.word.startswith("-") and rest[:1] == ["--"]:
             rest = rest[1:]
         d.rest = rest

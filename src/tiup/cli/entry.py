@@ -38,13 +38,26 @@ def _pick(versions: list[str], wanted: str) -> str | None:
             if candidate and candidate in versions:
                 return candidate
         return None
-    if len(versions) == 1 and ("nightly" in versions[0]) == (wanted == "nightly"):
-        return versions[0]
-    if not versions:
+    nightly = wanted == "nightly"
+    pool = [v for v in versions if ("nightly" in v) == nightly]
+    if not pool:
         return None
+    if len(pool) == 1:
+        return pool[0]
+    if not nightly:
+        keys = [_plain_key(v) for v in pool]
+        if all(k is not None for k in keys):  # plain vX.Y.Z releases: no semver import
+            return max(zip(keys, pool, strict=True))[1]
     from tiup.client.resolve import pick_installed
 
     return pick_installed(versions, wanted)
+
+
+def _plain_key(version: str) -> tuple[int, int, int] | None:
+    parts = version[1:].split(".") if version.startswith("v") else []
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def fast_run(d: DriverArgs) -> int | None:
@@ -57,10 +70,9 @@ def fast_run(d: DriverArgs) -> int | None:
     comp, _, wanted = word.partition(":")
     if not comp or "/" in comp or comp.startswith(".") or "\0" in comp:
         return None
-    from tiup.client.profile import Profile
+    from tiup.client.homefast import home_dir, quick_mirror
 
-    profile = Profile()
-    home = str(profile.home)
+    home = home_dir(os.environ)
     version = _pick(_record_versions(home, comp), wanted)
     if version is None:
         return None
@@ -74,15 +86,14 @@ def fast_run(d: DriverArgs) -> int | None:
         return None
     if not isinstance(entry, str) or not entry or entry.startswith("/") or ".." in entry:
         return None
-    binary = profile.component_dir(comp, version) / entry
-    if not binary.is_file():
+    binary = os.path.join(home, "components", comp, version, entry)
+    if not os.path.isfile(binary):
+        return None
+    mirror = quick_mirror(home, os.environ)
+    if mirror is None:  # a tiup.toml that needs the full parser (or reports an error)
         return None
     if d.offline:
         os.environ["TIUP_OFFLINE"] = "1"
-    try:
-        mirror = profile.effective_mirror()
-    except Exception:  # an unreadable tiup.toml: let the full CLI report it
-        return None
     from tiup.client.runner import run_binary
 
     def announce(argv: str) -> None:
@@ -90,8 +101,8 @@ def fast_run(d: DriverArgs) -> int | None:
         sys.stderr.flush()
 
     try:
-        return run_binary(profile, comp=comp, binary=binary, args=d.rest, user_version=wanted,
-                          tag=d.tag, mirror=mirror, announce=announce)
+        return run_binary(home, os.environ, comp=comp, binary=binary, args=d.rest,
+                          user_version=wanted, tag=d.tag, mirror=mirror, announce=announce)
     except OSError as exc:
         sys.stderr.write(f"Error: cannot start {binary}: {exc.strerror or exc}\n")
         return 1

@@ -13,6 +13,7 @@ from tiup import TIUP_COMPAT_VERSION, __version__
 from tiup.cli import errors, output
 from tiup.cli.group import OrderedGroup
 from tiup.cli.mirror import mirror
+from tiup.cli.package import package
 
 ROOT_ORDER = (
     "install", "list", "uninstall", "update", "status", "clean", "mirror", "package",
@@ -50,11 +51,76 @@ def cli(ctx: click.Context, verbose: bool, no_progress: bool) -> None:
 
 
 cli.add_command(mirror)
+cli.add_command(package)
+
+
+@click.command("help")
+@click.argument("name", required=False)
+@click.pass_context
+def help_cmd(ctx: click.Context, name: str | None) -> int | None:
+    """Help about any command, or the help of an installed component."""
+    root = ctx.parent
+    assert root is not None
+    if name and name in cli.commands:
+        sub = cli.commands[name]
+        with click.Context(sub, info_name=name, parent=root) as sub_ctx:
+            click.echo(sub.get_help(sub_ctx))
+        return 0
+    if name:
+        from tiup.cli.run_cmd import component_help
+
+        code = component_help(name)
+        if code is not None:
+            return code
+    click.echo(root.get_help())
+    return 0
+
+
+def _register_client() -> None:
+    from tiup.cli.info_cmds import clean, env, list_cmd, status
+    from tiup.cli.install_cmds import install, uninstall, update
+
+    for command in (install, list_cmd, uninstall, update, status, clean, env, help_cmd):
+        cli.add_command(command)
+
+
+_register_client()
+
+
+def dispatch(argv: list[str]) -> object:
+    """Route ``tiup`` arguments: driver flags, then a subcommand (click) or a component.
+
+    Click never sees a component's arguments: they pass through verbatim.
+    """
+    import os
+
+    from tiup.cli.driver import CLICK_WORDS, scan
+    from tiup.errors import UsageError
+
+    d = scan(argv)
+    if d.error:
+        raise UsageError(d.error)
+    output.set_options(progress=not d.no_progress, verbose=d.verbose)
+    if d.offline:
+        os.environ["TIUP_OFFLINE"] = "1"
+    if d.binary is not None:
+        from tiup.cli.run_cmd import print_binary
+
+        return print_binary(d)
+    word = d.word
+    if word is None or word in cli.commands or word in CLICK_WORDS or word.startswith("-"):
+        args = [*d.click_prefix(), *([word] if word else []), *d.raw_rest]
+        return cli.main(args=args, standalone_mode=False, prog_name="tiup")
+    from tiup.cli.run_cmd import run_component
+
+    return run_component(d)
 
 
 def main() -> None:
-    """Entry point of the ``tiup`` command."""
-    errors.run(lambda: cli.main(standalone_mode=False, prog_name="tiup"))
+    """Entry point of the ``tiup`` command (after :mod:`tiup.cli.entry`'s fast path)."""
+    import sys
+
+    errors.run(lambda: dispatch(sys.argv[1:]))
 
 
 def server_main() -> None:

@@ -40,6 +40,16 @@ def _register() -> None:
     from tiup.cli.verify import verify
 
     mirror.add_command(verify)
+    from tiup.cli.mirror_set import set_cmd, show
+
+    mirror.add_command(set_cmd)
+    mirror.add_command(show)
+    from tiup.cli.mirror_keys import genkey, sign
+    from tiup.cli.mirror_maint import modify, renew, rotate, transfer_owner
+    from tiup.cli.mirror_write import grant, init, publish
+
+    for command in (init, sign, genkey, publish, modify, renew, grant, rotate, transfer_owner):
+        mirror.add_command(command)
 
 
 _register()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import posixpath
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tiup.errors import InstallError
@@ -85,7 +86,7 @@ def check_member(member: tarfile.TarInfo, tarball: str, seen_files: set[str]) ->
 
 
 def _filter(tarball: str, dest: str, seen: set[str]
-            ) -> tarfile._FilterFunction:  # type: ignore[name-defined]
+            ) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
     def apply(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
         check_member(member, tarball, seen)
         try:
@@ -97,8 +98,8 @@ def _filter(tarball: str, dest: str, seen: set[str]
             mode |= 0o600
         elif member.isdir():
             mode |= 0o700
-        return safe.replace(mode=mode, uid=None, gid=None, uname=None, gname=None,
-                            deep=False)
+        return safe.replace(mode=mode, uid=None, gid=None, uname=None,  # type: ignore[arg-type]
+                            gname=None, deep=False)  # type: ignore[arg-type]
 
     return apply
 
@@ -122,8 +123,8 @@ def safe_extract(tarball: Path, dest: Path) -> list[str]:
             precheck: set[str] = set()
             for member in members:
                 check_member(member, where, precheck)
-            tar.extractall(dest, members=members,
-                           filter=_filter(where, str(dest), seen))  # type: ignore[arg-type]
+            tar.extractall(dest, members=members,  # noqa: S202 - filtered, pre-checked
+                           filter=_filter(where, str(dest), seen))
     except InstallError:
         raise
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:

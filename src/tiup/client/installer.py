@@ -40,7 +40,8 @@ from tiup.manifest.timefmt import format_time
 RECORD_FIELDS = ("component", "version", "entry", "url", "sha256", "sha512", "length",
                  "mirror", "installed_at")
 
-ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int, int], None]]]
+ProgressFactory = Callable[
+    [str, int], contextlib.AbstractContextManager[Callable[[int, int], None]]]
 
 
 @dataclass

@@ -7,14 +7,13 @@ the pin lookup tolerates a trailing ``/``.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from tiup.client import trust
 from tiup.client.profile import DEFAULT_MIRROR, Profile
-from tiup.errors import FetchError, TiupError, VerificationError
+from tiup.errors import TiupError, VerificationError
 from tiup.fsutil import atomic_write
 from tiup.transport import open_fetcher
 
@@ -29,18 +28,13 @@ class SetResult:
 
 
 def resolve_address(address: str) -> str:
-    """The address as stored: a URL as given, a directory made absolute."""
-    fetcher = None
-    try:
-        fetcher = open_fetcher(address)
+    """The address as stored: a URL as given, a directory made absolute.
+
+    Raises:
+        FetchError: the address cannot be opened (e.g. a missing directory).
+    """
+    with open_fetcher(address) as fetcher:
         local = fetcher.local_path()
-    except FetchError:
-        local = None
-        if not address.startswith(("http://", "https://")):
-            return os.path.abspath(os.path.expanduser(address))
-    finally:
-        if fetcher is not None:
-            fetcher.close()
     return local if local is not None else address
 
 

@@ -7,15 +7,13 @@ for one run only and is never written back (TiUP #651).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from tiup.client.homefast import DEFAULT_MIRROR as DEFAULT_MIRROR
+from tiup.client.homefast import simple_mirror_config
 from tiup.errors import TiupError
-
-DEFAULT_MIRROR = "https://tiup-mirrors.pingcap.com/"
 
 
 def tiup_home(env: Mapping[str, str] | None = None) -> Path:
@@ -36,6 +34,8 @@ def normalise_address(address: str) -> str:
 
 def address_hash(address: str) -> str:
     """First 16 hex chars of sha256 of the exact address string (TiUP's pin naming)."""
+    import hashlib
+
     return hashlib.sha256(address.encode("utf-8")).hexdigest()[:16]
 
 
@@ -155,9 +155,9 @@ class Profile:
             return None
         except OSError as exc:
             raise TiupError(f"cannot read config {self.config_path}: {exc.strerror}") from exc
-        simple = _SIMPLE_TOML.fullmatch(data)
-        if simple:  # the one-line file TiUP writes: skip importing a TOML parser
-            return simple.group(1).decode("utf-8") or None
+        simple = simple_mirror_config(data)
+        if simple is not None:  # the one-line file TiUP writes: no TOML parser needed
+            return simple or None
         import tomllib
 
         try:
@@ -205,6 +205,3 @@ class MirrorState:
         self.root_path = root_path
         self.manifests_dir = manifests_dir
         self.configured = configured
-
-
-_SIMPLE_TOML = re.compile(rb'\s*mirror\s*=\s*"([^"\\\x00-\x1f]*)"\s*')

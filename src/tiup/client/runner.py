@@ -11,15 +11,12 @@ the child; its exit status becomes ours (255 if it was killed by a signal).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import secrets
 import signal
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
-
-from tiup.client.profile import Profile
 
 #: TiUP's version, reported to components as TIUP_VERSION.
 TIUP_VERSION = "1.16.5"
@@ -60,48 +57,52 @@ def redact(args: list[str]) -> list[str]:
     return out
 
 
-def make_instance_dir(profile: Profile, tag: str | None) -> tuple[Path, str, bool]:
+def make_instance_dir(home: str, env: Mapping[str, str], tag: str | None
+                      ) -> tuple[str, str, bool]:
     """(instance dir, tag, whether to remove it after the run).
 
     ``TIUP_INSTANCE_DATA_DIR`` is reused as is; otherwise ``data/<tag>`` with the
     tag given or Base62 of the Unix milliseconds, created exclusively (a random
     suffix on collision, §12.13).
     """
-    inherited = profile.env.get("TIUP_INSTANCE_DATA_DIR")
+    inherited = env.get("TIUP_INSTANCE_DATA_DIR")
     if inherited:
-        path = Path(inherited)
-        path.mkdir(parents=True, exist_ok=True)
-        return path, tag or path.name, False
-    profile.data_dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(inherited, exist_ok=True)
+        return inherited, tag or os.path.basename(inherited.rstrip("/")), False
+    data_dir = os.path.join(home, "data")
+    os.makedirs(data_dir, exist_ok=True)
     if tag:
-        path = profile.data_dir / tag
-        path.mkdir(parents=True, exist_ok=True)
+        path = os.path.join(data_dir, tag)
+        os.makedirs(path, exist_ok=True)
         return path, tag, False
     base = base62(int(time.time() * 1000))
     name = base
     while True:
         try:
-            (profile.data_dir / name).mkdir()
-            return profile.data_dir / name, name, True
+            os.mkdir(os.path.join(data_dir, name))
+            return os.path.join(data_dir, name), name, True
         except FileExistsError:
+            import secrets
+
             name = f"{base}{secrets.token_hex(2)}"
 
 
-def component_env(profile: Profile, *, comp: str, binary: Path, user_version: str, tag: str,
-                  instance_dir: Path, mirror: str) -> dict[str, str]:
+def component_env(home: str, parent: Mapping[str, str], *, comp: str, binary: str,
+                  user_version: str, tag: str, instance_dir: str, mirror: str
+                  ) -> dict[str, str]:
     """The child's environment: the parent's, overridden by TiUP's computed values."""
-    storage = profile.storage_dir / comp
-    storage.mkdir(parents=True, exist_ok=True)
-    env = dict(profile.env)
+    storage = os.path.join(home, "storage", comp)
+    os.makedirs(storage, exist_ok=True)
+    env = dict(parent)
     env.update({
-        "TIUP_HOME": str(profile.home),
+        "TIUP_HOME": home,
         "TIUP_USER_INPUT_VERSION": user_version,
         "TIUP_VERSION": TIUP_VERSION,
-        "TIUP_COMPONENT_DATA_DIR": str(storage),
-        "TIUP_COMPONENT_INSTALL_DIR": str(binary.parent),
+        "TIUP_COMPONENT_DATA_DIR": storage,
+        "TIUP_COMPONENT_INSTALL_DIR": os.path.dirname(binary),
         "TIUP_WORK_DIR": os.getcwd(),
         "TIUP_TAG": tag,
-        "TIUP_INSTANCE_DATA_DIR": str(instance_dir),
+        "TIUP_INSTANCE_DATA_DIR": instance_dir,
         "TIUP_MIRRORS": mirror,
     })
     return env
@@ -117,12 +118,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def write_meta(instance_dir: Path, *, comp: str, pid: int, binary: Path, args: list[str],
+def write_meta(instance_dir: str, *, comp: str, pid: int, binary: str, args: list[str],
                env: Mapping[str, str]) -> None:
     """``tiup_process_meta``: only TIUP_* variables; never overwrite a live process's meta."""
-    path = instance_dir / "tiup_process_meta"
+    path = os.path.join(instance_dir, "tiup_process_meta")
     try:
-        old = json.loads(path.read_bytes())
+        with open(path, "rb") as fh:
+            old = json.load(fh)
         if isinstance(old, dict) and isinstance(old.get("pid"), int) and _pid_alive(old["pid"]) \
                 and old["pid"] != pid:
             return
@@ -132,42 +134,52 @@ def write_meta(instance_dir: Path, *, comp: str, pid: int, binary: Path, args: l
         "component": comp,
         "created_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "pid": pid,
-        "exec": str(binary),
+        "exec": binary,
         "args": redact(args),
         "env": {k: v for k, v in env.items() if k.startswith("TIUP_")},
-        "dir": str(instance_dir),
+        "dir": instance_dir,
     }
     created = meta["created_time"]
     assert isinstance(created, str)
     if len(created) > 5 and created[-5] in "+-":
         meta["created_time"] = created[:-2] + ":" + created[-2:]
-    tmp = path.with_name(".tmp-tiup_process_meta")
-    tmp.write_text(json.dumps(meta, indent=2))
+    tmp = os.path.join(instance_dir, ".tmp-tiup_process_meta")
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(meta, indent=2))
     os.replace(tmp, path)
 
 
-def run_binary(profile: Profile, *, comp: str, binary: Path, args: list[str], user_version: str,
-               tag: str | None, mirror: str,
+def run_binary(home: str, parent_env: Mapping[str, str], *, comp: str, binary: str,
+               args: list[str], user_version: str, tag: str | None, mirror: str,
                announce: Callable[[str], None] | None = None) -> int:
     """Start ``binary`` with ``args`` and wait; returns the exit code to use.
 
     Raises:
         OSError: the binary cannot be started.
     """
-    instance_dir, tag_used, remove_after = make_instance_dir(profile, tag)
-    env = component_env(profile, comp=comp, binary=binary, user_version=user_version,
+    instance_dir, tag_used, remove_after = make_instance_dir(home, parent_env, tag)
+    env = component_env(home, parent_env, comp=comp, binary=binary, user_version=user_version,
                         tag=tag_used, instance_dir=instance_dir, mirror=mirror)
     if announce is not None and comp not in ("playground", "playground-ng", "cluster"):
-        announce(" ".join([str(binary), *redact(args)]))
+        announce(" ".join([binary, *redact(args)]))
     try:
-        pid = os.posix_spawn(str(binary), [str(binary), *args], env)
+        pid = os.posix_spawn(binary, [binary, *args], env)
         write_meta(instance_dir, comp=comp, pid=pid, binary=binary, args=args, env=env)
         return _wait(pid, comp, announce)
     finally:
         if remove_after:
-            import shutil
+            _remove_instance_dir(instance_dir)
 
-            shutil.rmtree(instance_dir, ignore_errors=True)
+
+def _remove_instance_dir(path: str) -> None:
+    try:  # the usual case: only the meta file (no shutil import on the fast path)
+        for name in os.listdir(path):
+            os.remove(os.path.join(path, name))
+        os.rmdir(path)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _wait(pid: int, comp: str, announce: Callable[[str], None] | None) -> int:
@@ -178,10 +190,8 @@ def _wait(pid: int, comp: str, announce: Callable[[str], None] | None) -> int:
 
         name = signal.Signals(signum).name
         sys.stderr.write(f"Got signal {name} (Component: {comp} ; PID: {pid})\n")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
     previous = {s: signal.signal(s, forward) for s in forwarded}
     # SIGINT reaches the child from the terminal; tiup just keeps waiting.

@@ -20,6 +20,7 @@ and fetched anew, so a tampered or expired cache is never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator
@@ -32,7 +33,6 @@ from tiup.client.profile import MirrorState, Profile
 from tiup.errors import (
     ExpiredError,
     FetchError,
-    IntegrityError,
     NotFoundError,
     RollbackError,
     SignatureError,
@@ -159,10 +159,8 @@ class Updater:
         atomic_write(self._cache(name), data, 0o644)
 
     def _drop_cache(self, name: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._cache(name).unlink()
-        except OSError:
-            pass
 
     def _fetch(self, resource: str, cap: int | None) -> bytes:
         data = self.fetcher.fetch(resource, cap)
@@ -484,31 +482,13 @@ class Updater:
         """
         fetcher = self.fetcher
         resource = url.lstrip("/")
-        inner = fetcher.inner
-        dl = getattr(inner, "download", None)
-        if dl is not None:
-            fetcher.requests += 1
-            dl(resource, dest, expected_length=length, part_path=part, progress=progress)
-            fetcher.count_bytes(dest.stat().st_size)
-            return
-        part = part or dest.with_name(dest.name + ".part")
-        offset = part.stat().st_size if part.exists() else 0
-        if offset > length:
-            part.unlink()
-            offset = 0
-        done = offset
-        with fetcher.stream(resource, length, offset) as chunks, open(part, "ab") as fh:
-            for chunk in chunks:
-                done += len(chunk)
-                if done > length:
-                    raise IntegrityError(
-                        f"{resource} is larger than the declared {length} bytes", file=resource
-                    )
-                fh.write(chunk)
-                fetcher.count_bytes(len(chunk))
-                if progress:
-                    progress(done, length)
-        part.replace(dest)
+        before = part.stat().st_size if part is not None and part.exists() else 0
+        report = None if progress is None else (lambda done: progress(done, length))
+        fetcher.requests += 1
+        fetcher.log.append(resource)
+        fetcher.inner.download(resource, dest, expected_length=length, part_path=part,
+                               progress=report)
+        fetcher.count_bytes(max(0, dest.stat().st_size - before))
 
     # -------------------------------------------------------------- warnings
     def _check_expiry_warnings(self) -> None:

@@ -428,6 +428,7 @@ class _Audit:
                 continue
             if not item.sha256:
                 self.error(name, f"{where} has no sha256 hash")
+            self.referenced.add(item.url.lstrip("/"))
             yield where, item
         if not nightly_found:
             self.error(name, f"nightly pointer {comp.nightly} names no version in {name}")

@@ -26,6 +26,7 @@ renames tarballs, versioned manifests, ``snapshot.json`` and finally
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -118,6 +119,8 @@ class Store:
         #: component id → (model, file bytes)
         self.new_components: dict[str, tuple[Component, bytes]] = {}
         self.tarballs: dict[str, FileInfo] = {}
+        self.committed = False
+        self._component_envs: dict[str, Envelope] = {}
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Store:
@@ -263,7 +266,11 @@ class Store:
             if not item.yanked:
                 self._check_tarball(cid, plat, ver, item)
         self._apply_flags(cid, old_item, owner, flags)
-        self.new_components[cid] = (comp, envelope_bytes(env.signatures, env.signed))
+        # canonical(envelope) = {"signatures":[...],"signed":<canonical signed>}: reuse the bytes.
+        sigs = encode_canonical([sig.to_dict() for sig in env.signatures])
+        data = b'{"signatures":' + sigs + b',"signed":' + env.signed_raw + b"}"
+        self.new_components[cid] = (comp, data)
+        self._component_envs[cid] = env
         return comp
 
     def _signing_owner(self, env: Envelope) -> str:
@@ -325,6 +332,8 @@ class Store:
     def commit(self) -> list[str]:
         """Sign, check and write the new state; snapshot and timestamp are always renewed.
 
+        A store commits once; open a new one for the next write.
+
         Returns:
             The files written, in write order.
 
@@ -332,10 +341,15 @@ class Store:
             MissingKeyError: a role key needed to sign is not in the key ring.
             RepositoryError: the new state failed a check, or a write failed.
         """
+        if self.committed:
+            raise RepositoryError("this store transaction is already committed")
         root = self.root
         ring = self.keyring
         groups: list[list[str]] = [sorted(self.tarballs), []]
-        snap = copy.deepcopy(self.state.snapshot)
+        old_snap = self.state.snapshot
+        # FileMeta entries are replaced, never mutated: a shallow copy of the map suffices.
+        snap = dataclasses.replace(old_snap, meta=dict(old_snap.meta),
+                                   unrecognized=dict(old_snap.unrecognized))
         root_name = self.state.root_name
         if self.new_root is not None:
             new_root, data = self.new_root
@@ -364,7 +378,16 @@ class Store:
             item = index.components.get(cid)
             if item is None:
                 raise RepositoryError(f"component {cid} is not in the index")
-            self._check_envelope(data, name, trust.owner_keys(index, item.owner, "index"))
+            env = self._component_envs.get(cid)
+            role = trust.owner_keys(index, item.owner, "index")
+            if env is None:
+                self._check_envelope(data, name, role)
+            else:
+                try:
+                    trust.verify_signatures(env, role, None)
+                except TiupError as exc:
+                    raise RepositoryError(f"refusing to write {name}: {exc.message}",
+                                          file=name) from exc
             self._stage(groups[1], name, data)
             snap.meta[item.url] = FileMeta(comp.version, len(data))
         wanted = {"/root.json", index_url} | {i.url for i in index.components.values()}
@@ -395,7 +418,7 @@ class Store:
         self._stage([], "snapshot.json", snap_data)
         self._stage([], "timestamp.json", ts_data)
         written = self.staging.commit([*groups, ["snapshot.json"], ["timestamp.json"]])
-        self._state = None
+        self.committed = True
         return written
 
     def _stage(self, group: list[str], name: str, data: bytes) -> None:

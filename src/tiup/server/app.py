@@ -1,0 +1,178 @@
+"""The mirror server as an RSGI application (run by granian, see :mod:`tiup.server.run`).
+
+Static files: ``GET``/``HEAD`` only, single ``Range`` requests answered with
+206, ``ETag``/``Last-Modified``/conditional requests, caching headers per
+file kind. The publish API lives under ``/api/v1/`` and accepts ``POST`` only.
+Every response error is JSON ``{"status": ..., "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tiup.server.static import (
+    ByteRange,
+    FileInfo,
+    StaticFiles,
+    if_range_matches,
+    not_modified,
+    parse_range,
+)
+
+log = logging.getLogger("tiup.server")
+
+CONFIG_ENV = "TIUP_SERVE_CONFIG"
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a worker process needs; passed to workers as JSON in the environment."""
+
+    mirror: str
+    key_dir: str | None = None
+    upload_dir: str | None = None
+    max_upload: int = 4 << 30
+    session_ttl: int = 600
+    upstream: str | None = None
+
+    def to_env(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_env(cls) -> ServerConfig:
+        raw = os.environ.get(CONFIG_ENV)
+        if not raw:
+            raise RuntimeError(f"{CONFIG_ENV} is not set")
+        return cls(**json.loads(raw))
+
+
+class Response(Protocol):
+    """The part of granian's RSGI protocol object that we use."""
+
+    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None: ...
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+    def response_file(self, status: int, headers: list[tuple[str, str]], file: str) -> None: ...
+    def response_file_range(self, status: int, headers: list[tuple[str, str]], file: str,
+                            start: int, end: int) -> None: ...
+
+
+#: An API handler: (method, path, query, headers, protocol) → (status, JSON body).
+ApiHandler = Callable[[str, str, str, Any, Any], Awaitable[tuple[int, object]]]
+
+
+def json_error(status: int, code: str, message: str) -> tuple[int, dict[str, str]]:
+    return status, {"status": code, "message": message}
+
+
+class MirrorApp:
+    """Serves one mirror directory; ``api`` handles ``/api/v1/...`` when publishing is on."""
+
+    def __init__(self, config: ServerConfig, api: ApiHandler | None = None):
+        self.config = config
+        self.files = StaticFiles(config.mirror)
+        self.api = api
+
+    async def __call__(self, scope: Any, proto: Any) -> None:
+        if scope.proto != "http":
+            return
+        started = time.perf_counter()
+        method, path = scope.method, scope.path
+        if path.startswith("/api/"):
+            status, sent = await self._api(method, path, scope, proto)
+        else:
+            status, sent = self._static(method, path, scope.headers, proto)
+        log.info("%s %s %s %d %d %.1fms", scope.client, method, path, status, sent,
+                 (time.perf_counter() - started) * 1000)
+
+    # ------------------------------------------------------------------ static
+    def _static(self, method: str, path: str, headers: Any, proto: Response) -> tuple[int, int]:
+        if method not in ("GET", "HEAD"):
+            return _send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                                 f"{method} is not allowed on {path}"),
+                              extra=[("allow", "GET, HEAD")])
+        info = self.files.lookup(path)
+        if info is None:
+            return _send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
+        base = [
+            ("content-type", info.content_type),
+            ("etag", info.etag),
+            ("last-modified", info.last_modified),
+            ("cache-control", info.cache_control),
+            ("accept-ranges", "bytes"),
+        ]
+        if not_modified(info, headers.get("if-none-match"), headers.get("if-modified-since")):
+            proto.response_empty(304, base)
+            return 304, 0
+        wanted: ByteRange | bool | None = None
+        range_header = headers.get("range")
+        if range_header and if_range_matches(info, headers.get("if-range")):
+            wanted = parse_range(range_header, info.size)
+        if wanted is False:
+            headers_416 = [*base, ("content-range", f"bytes */{info.size}")]
+            return _send_json(proto, *json_error(416, "RANGE NOT SATISFIABLE",
+                                                 f"{path} has {info.size} bytes"),
+                              extra=headers_416[1:])
+        if isinstance(wanted, ByteRange):
+            return self._send_range(method, info, wanted, base, proto)
+        if method == "HEAD":
+            proto.response_empty(200, [*base, ("content-length", str(info.size))])
+            return 200, 0
+        if info.body is not None:
+            proto.response_bytes(200, base, info.body)
+        else:
+            proto.response_file(200, base, info.path)
+        return 200, info.size
+
+    def _send_range(self, method: str, info: FileInfo, rng: ByteRange,
+                    base: list[tuple[str, str]], proto: Response) -> tuple[int, int]:
+        headers = [*base, ("content-range", f"bytes {rng.start}-{rng.end}/{info.size}")]
+        if method == "HEAD":
+            proto.response_empty(206, [*headers, ("content-length", str(rng.length))])
+            return 206, 0
+        if info.body is not None:
+            proto.response_bytes(206, headers, info.body[rng.start : rng.end + 1])
+        else:
+            proto.response_file_range(206, headers, info.path, rng.start, rng.end + 1)
+        return 206, rng.length
+
+    # --------------------------------------------------------------------- api
+    async def _api(self, method: str, path: str, scope: Any, proto: Any) -> tuple[int, int]:
+        if method != "POST":
+            return _send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                                 "the API accepts POST only"),
+                              extra=[("allow", "POST")])
+        if self.api is None:
+            return _send_json(proto, *json_error(404, "NOT FOUND",
+                                                 "publishing is not enabled on this server"))
+        try:
+            status, body = await self.api(method, path, scope.query_string, scope.headers, proto)
+        except Exception:
+            log.exception("internal error on %s %s", method, path)
+            status, body = json_error(500, "INTERNAL ERROR", "an internal error happened")
+        return _send_json(proto, status, body)
+
+
+def _send_json(proto: Response, status: int, body: object,
+               extra: list[tuple[str, str]] | None = None) -> tuple[int, int]:
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    proto.response_bytes(status, [("content-type", JSON_TYPE), *(extra or [])], data)
+    return status, len(data)
+
+
+def create_app() -> MirrorApp:
+    """Granian factory: build the app of one worker from :data:`CONFIG_ENV`."""
+    config = ServerConfig.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    api: ApiHandler | None = None
+    if config.key_dir is not None:
+        from tiup.server.api import make_api
+
+        api = make_api(config)
+    return MirrorApp(config, api)

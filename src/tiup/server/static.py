@@ -1,0 +1,174 @@
+"""Which files of a mirror may be served, and with which headers.
+
+Only regular files directly in the mirror directory whose names do not start
+with ``.`` are served (``behavior.md`` §12.10): never ``keys/`` or any other
+subdirectory, ``lock``, ``.tmp-*``, ``.tiup-mirror.toml``, anything a symlink
+leads to outside the mirror, or a file holding a private key. No listings.
+
+Small files (manifests) are kept in memory, revalidated with one ``stat`` per
+request, so the common request costs no file open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+
+#: Files smaller than this are cached in memory.
+SMALL_FILE = 256 * 1024
+#: Never served even though they are top-level regular files.
+PRIVATE_NAMES = frozenset({"lock", "commits"})
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,254}")
+_VERSIONED = re.compile(r"\d+\.[^/]+\.json")
+_NO_CACHE = frozenset({"timestamp.json", "snapshot.json", "root.json", "local_install.sh"})
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    etag: str
+    last_modified: str
+    cache_control: str
+    content_type: str
+    body: bytes | None  # set for small files
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def cache_control(name: str) -> str:
+    """``no-cache`` for the files that change in place; long caching for immutable ones."""
+    if name in _NO_CACHE or name.startswith("tiup-"):
+        return "no-cache"
+    if _VERSIONED.fullmatch(name):
+        return "public, max-age=31536000, immutable"
+    return "public, max-age=604800"
+
+
+def content_type(name: str) -> str:
+    if name.endswith(".json"):
+        return "application/json"
+    if name.endswith(".tar.gz"):
+        return "application/gzip"
+    if name.endswith(".sh"):
+        return "text/x-shellscript"
+    return "application/octet-stream"
+
+
+class StaticFiles:
+    """Resolves request paths to servable files of one mirror directory."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).resolve()
+        self._cache: dict[str, FileInfo] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, path: str) -> FileInfo | None:
+        """The file for a request path like ``/timestamp.json``, or None (→ 404)."""
+        name = path[1:] if path.startswith("/") else path
+        if not _NAME.fullmatch(name) or name in PRIVATE_NAMES or name.endswith(".part"):
+            return None
+        full = os.path.join(self.root, name)
+        try:
+            st = os.stat(full)  # follows a symlink; checked below
+        except OSError:
+            return None
+        if not _is_regular(st.st_mode):
+            return None
+        cached = self._cache.get(name)
+        if (cached is not None and cached.mtime_ns == st.st_mtime_ns
+                and cached.size == st.st_size and cached.inode == st.st_ino):
+            return cached
+        if os.path.islink(full):
+            real = os.path.realpath(full)
+            if os.path.dirname(real) != str(self.root):
+                return None
+        body = None
+        if st.st_size <= SMALL_FILE:
+            try:
+                with open(full, "rb") as fh:
+                    body = fh.read(SMALL_FILE + 1)
+            except OSError:
+                return None
+            if len(body) != st.st_size:
+                return None  # changed while reading: let the client retry
+            if b"PRIVATE KEY" in body and b'"private"' in body:
+                return None  # a private key file never leaves the machine
+        tag = hashlib.sha256(f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}".encode()).hexdigest()
+        info = FileInfo(
+            path=full, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
+            etag=f'"{tag[:24]}"', last_modified=formatdate(st.st_mtime, usegmt=True),
+            cache_control=cache_control(name), content_type=content_type(name), body=body,
+        )
+        if body is not None:
+            with self._lock:
+                if len(self._cache) > 4096:
+                    self._cache.clear()
+                self._cache[name] = info
+        return info
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+def parse_range(header: str, size: int) -> ByteRange | bool | None:
+    """A single ``bytes=`` range: the range, None to ignore the header, False if unsatisfiable.
+
+    Multiple ranges and malformed headers are ignored (the whole file is sent).
+    """
+    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    if m is None or (not m.group(1) and not m.group(2)):
+        return None
+    first, last = m.group(1), m.group(2)
+    if not first:  # suffix range: the last N bytes
+        n = int(last)
+        if n == 0:
+            return False
+        return ByteRange(max(0, size - n), size - 1) if size else False
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return False
+    return ByteRange(start, end)
+
+
+def not_modified(info: FileInfo, if_none_match: str | None, if_modified_since: str | None
+                 ) -> bool:
+    """True if the client's cached copy is current (→ 304)."""
+    if if_none_match is not None:
+        tags = {t.strip() for t in if_none_match.split(",")}
+        return info.etag in tags or "*" in tags
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since).timestamp()
+        except (TypeError, ValueError):
+            return False
+        return info.mtime_ns // 1_000_000_000 <= since
+    return False
+
+
+def if_range_matches(info: FileInfo, if_range: str | None) -> bool:
+    """``If-Range`` holds (or is absent): the range may be honoured."""
+    if not if_range:
+        return True
+    if if_range.startswith(('"', 'W/"')):
+        return if_range == info.etag
+    return if_range == info.last_modified

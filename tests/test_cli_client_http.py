@@ -1,0 +1,152 @@
+"""The client over HTTP (Python's http.server, nginx), TiUP's own fixture mirror, and faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reposim import SIM_NOW_TEXT, RepoSim, make_tarball, script
+from servers import Fault, StaticServer
+from tiup.client.profile import address_hash
+
+ENV = {"TIUP_TEST_NOW": SIM_NOW_TEXT}
+HELLO_MSG = "The component `hello` version  is not installed; downloading from repository."
+
+pytest_plugins = ["nginx"]
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> RepoSim:
+    s = RepoSim(tmp_path / "mirror")
+    s.publish("hello", "v0.0.1", files={"hello": script("echo hello")})
+    return s
+
+
+def _guide_flow(tiup, url: str, home: Path) -> None:
+    r = tiup("mirror", "set", url, env=ENV)
+    assert r.returncode == 0, r.output
+    assert f"Successfully set mirror to {url}" in r.stdout
+    pin = home / "bin" / f"{address_hash(url)}.root.json"
+    assert pin.read_bytes() == (home / "bin" / "root.json").read_bytes()
+    assert "WARN: Trusting component distribution key via insecure Internet" in r.stderr
+    r = tiup("list", env=ENV)
+    assert r.returncode == 0 and "hello  alice" in r.stdout, r.output
+    r = tiup("hello", env=ENV)
+    assert r.returncode == 0, r.output
+    assert HELLO_MSG in r.stderr and r.stdout == "hello\n"
+
+
+def test_guide_flow_over_python_http_server(tiup, sim: RepoSim, clean_home: Path) -> None:
+    with StaticServer(sim.path) as srv:
+        _guide_flow(tiup, srv.url, clean_home)
+        # a no-op refresh is one request for timestamp.json
+        n = len(srv.log)
+        assert tiup("list", "--installed", env=ENV).returncode == 0
+        assert len(srv.log) == n
+        assert tiup("install", "hello", env=ENV).returncode == 0
+        assert [e.path for e in srv.log[n:]] == ["/timestamp.json"]
+        assert srv.log[-1].sent <= 2048
+
+
+def test_tiup_mirrors_over_http_in_fresh_home(tiup, sim: RepoSim, clean_home: Path) -> None:
+    with StaticServer(sim.path) as srv:
+        r = tiup("hello", env={**ENV, "TIUP_MIRRORS": srv.url})
+        assert r.returncode == 0 and r.stdout == "hello\n", r.output
+        assert "trusting the root of" in r.stderr
+        state = clean_home / "mirrors" / address_hash(srv.url.rstrip("/"))
+        assert (state / "root.json").read_bytes() == sim.read("root.json")
+    assert tiup("mirror", "show").stdout.strip() == "https://tiup-mirrors.pingcap.com/"
+    assert not (clean_home / "tiup.toml").exists()
+
+
+def test_guide_flow_over_nginx(tiup, sim: RepoSim, clean_home: Path, nginx) -> None:
+    srv = nginx(sim.path)
+    _guide_flow(tiup, srv.url, clean_home)
+
+
+def test_install_over_http_resumes_after_a_dropped_connection(tiup, tmp_path: Path,
+                                                              clean_home: Path) -> None:
+    s = RepoSim(tmp_path / "m")
+    big = os.urandom(300_000)
+    s.publish("hello", "v1.0.0", files={"hello": script("echo big"), "blob": big})
+    tar = f"/hello-v1.0.0-{_plat()}.tar.gz"
+    with StaticServer(s.path) as srv:
+        srv.add_fault(tar, Fault(drop_after=100_000))
+        assert tiup("mirror", "set", srv.url, env=ENV).returncode == 0
+        r = tiup("hello", env=ENV)
+        assert r.returncode == 0 and r.stdout == "big\n", r.output
+        reqs = srv.requests(tar)
+        assert len(reqs) >= 2 and reqs[-1].range == "bytes=100000-"
+    blob = clean_home / "components" / "hello" / "v1.0.0" / "blob"
+    assert blob.read_bytes() == big
+
+
+def _plat() -> str:
+    from tiup.client.resolve import current_platform
+
+    return current_platform().replace("/", "-")
+
+
+def test_fixture_mirror_interop(tiup, fixture_mirror: Path, clean_home: Path) -> None:
+    env = {"TIUP_TEST_NOW": "2026-01-01T00:00:00Z"}
+    r = tiup("mirror", "set", str(fixture_mirror), "--root",
+             str(fixture_mirror / "1.root.json"), env=env)
+    assert r.returncode == 0, r.output
+    r = tiup("list", env=env)
+    assert r.returncode == 0, r.output
+    names = [line.split()[0] for line in r.stdout.splitlines()[3:]]
+    assert {"tidb", "tikv", "pd", "cluster", "playground"} <= set(names)
+    r = tiup("list", "tidb", env=env)
+    assert r.returncode == 0 and "Available versions for tidb:" in r.stdout
+    assert "v4.0.0" in r.stdout or "nightly" in r.stdout
+    cached = sorted(p.name for p in (clean_home / "manifests").iterdir())
+    assert "index.json" in cached and "tidb.json" in cached
+    # the cache is byte-for-byte what the mirror serves
+    assert (clean_home / "manifests" / "tidb.json").read_bytes() == \
+        (fixture_mirror / "1.tidb.json").read_bytes()
+
+
+def test_kill_9_during_install_then_reinstall(tmp_path: Path, clean_home: Path) -> None:
+    import shutil
+
+    s = RepoSim(tmp_path / "m")
+    files = {"hello": script("echo survived")}
+    files.update({f"data/f{i}": os.urandom(200_000) for i in range(60)})
+    s.publish("hello", "v1.0.0", files=files, tarball=make_tarball(files))
+    env = {**os.environ, **ENV}
+    tiup = [sys.executable, "-m", "tiup"]
+    subprocess.run([*tiup, "mirror", "set", str(s.path)], env=env, check=True,
+                   capture_output=True)
+    comp_dir = clean_home / "components" / "hello" / "v1.0.0"
+    record = clean_home / "installed" / "hello" / "v1.0.0.json"
+    staging = clean_home / "staging"
+    interrupted = 0
+    for delay in (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6):
+        proc = subprocess.Popen([*tiup, "install", "hello"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if any(staging.glob("install-*")) or any(staging.glob("downloads/*")):
+            interrupted += 1
+        # either nothing counts as installed, or everything is complete
+        if comp_dir.exists():
+            assert (comp_dir / "hello").is_file()
+            assert len(list((comp_dir / "data").iterdir())) == 60
+        if record.exists():
+            assert comp_dir.is_dir()
+            assert json.loads(record.read_text())["version"] == "v1.0.0"
+        shutil.rmtree(comp_dir.parent, ignore_errors=True)
+        shutil.rmtree(record.parent, ignore_errors=True)
+    assert interrupted >= 1  # at least one kill landed mid-install
+    r = subprocess.run([*tiup, "hello"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "survived\n", r.stderr
+    assert not list(staging.glob("install-*"))
+    assert len(list((comp_dir / "data").iterdir())) == 60
