@@ -305,14 +305,43 @@ def test_failed_write_leaves_mirror_unchanged(mirror: Path, tmp_path: Path) -> N
     assert_valid(mirror)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_read_only_mirror_directory(tiup, mirror: Path, tmp_path: Path) -> None:
+def _open_up(path: Path) -> None:
+    """Let another user traverse every directory from / down to ``path``."""
+    for p in [path, *path.parents]:
+        mode = p.stat().st_mode
+        if not mode & 0o001:
+            p.chmod(mode | 0o005)
+
+
+def test_read_only_mirror_directory(mirror: Path, tmp_path: Path, clean_home: Path) -> None:
+    """A mirror directory the user cannot write: a clean error, nothing changed.
+
+    Root ignores directory permissions, so as root the command runs as ``nobody``.
+    """
+    before = {p.name: p.read_bytes() for p in mirror.iterdir() if p.is_file()}
     mirror.chmod(0o555)
+    kwargs: dict[str, object] = {}
+    if os.geteuid() == 0:
+        _open_up(mirror)
+        _open_up(Path(sys.executable).resolve().parent)
+        for p in clean_home.rglob("*"):
+            p.chmod(p.stat().st_mode | 0o005 | (0o004 if p.is_file() else 0))
+        _open_up(clean_home)
+        for keyfile in mirror.joinpath("keys").glob("*"):
+            keyfile.chmod(0o644)
+        kwargs = {"user": 65534, "group": 65534}
     try:
-        r = tiup("mirror", "--repo", str(mirror), "renew", env=ENV)
-        assert r.returncode == 1 and "cannot write" in r.stderr
+        proc = subprocess.run(
+            [sys.executable, "-m", "tiup", "mirror", "--repo", str(mirror), "renew"],
+            capture_output=True, text=True, env={**os.environ, **ENV}, timeout=60,
+            cwd=str(mirror), **kwargs)  # type: ignore[call-overload]
     finally:
         mirror.chmod(0o755)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "cannot write" in proc.stderr and "Permission denied" in proc.stderr, proc.stderr
+    after = {p.name: p.read_bytes() for p in mirror.iterdir() if p.is_file()}
+    assert after == before
 
 
 def test_transfer_owner(tiup, mirror: Path, tmp_path: Path, clean_home: Path) -> None:
