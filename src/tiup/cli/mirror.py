@@ -13,7 +13,26 @@ MIRROR_ORDER = (
 )
 
 
-@click.group(cls=OrderedGroup, order=MIRROR_ORDER)
+class MirrorGroup(OrderedGroup):
+    """An unknown subcommand is an error (exit 1) with a hint; TiUP silently exits 0."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from difflib import get_close_matches
+
+            from tiup.errors import TiupError
+
+            close = get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f"did you mean `tiup mirror {close[0]}`?" if close else None
+            raise TiupError(f"unknown command {name!r} for `tiup mirror`",
+                            hint=hint or "run `tiup mirror --help` to list the commands")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=MirrorGroup, order=MIRROR_ORDER)
 @click.option("--repo", metavar="PATH", default=None,
               help="Path to the repository (default: the configured mirror).")
 @click.pass_context

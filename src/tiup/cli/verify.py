@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
@@ -29,7 +28,7 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
            skip_tarballs: bool, no_tarballs: bool, jobs: int, as_json: bool) -> int:
     """Audit a mirror: signatures, root chain, versions, expiry, and every tarball.
 
-    PATH is a mirror directory (default: --repo, then the current directory).
+    PATH is a mirror directory or URL (default: --repo, then the configured mirror).
     Every problem found is reported, each naming its file; the exit status is
     0 without errors, 1 with errors, 2 if the mirror cannot be read at all.
 
@@ -39,12 +38,13 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
       tiup mirror verify /data/mirror --at +90d     # still valid in 90 days?
       tiup mirror verify . --root trusted-root.json --skip-tarballs --json
     """
+    from tiup.client.profile import Profile
     from tiup.errors import FetchError, UsageError
     from tiup.manifest.timefmt import parse_user_time
     from tiup.repository.audit import TARBALLS_ALL, TARBALLS_EXIST, TARBALLS_SKIP, audit_mirror
     from tiup.transport import open_fetcher
 
-    target = path or (ctx.obj or {}).get("repo") or os.getcwd()
+    target = path or (ctx.obj or {}).get("repo") or Profile().effective_mirror()
     now = clock.now()
     if at:
         try:

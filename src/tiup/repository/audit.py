@@ -10,6 +10,7 @@ one pass), several at a time.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -223,12 +224,22 @@ class _Audit:
             return None
         if self.trusted_root is None:
             self.parse_extras(env, data, root)
+            self.lower_chain(root)
         else:
             self.referenced.add("root.json")
             self.compare_mirror_root(root)
         self.referenced.add("1.root.json")
+        current, current_src = self.walk(root, source, None)
+        self.report.root_version = current.version
+        self.expiry(current, current_src, f"root version {current.version}")
+        self.root_source = current_src
+        return current
+
+    def walk(self, root: Root, source: str, stop: int | None, *, quiet: bool = False
+             ) -> tuple[Root, str]:
+        """Follow ``N+1.root.json`` from ``root`` (up to version ``stop``), reporting each step."""
         current, current_src = root, source
-        while True:
+        while stop is None or current.version < stop:
             name = f"{current.version + 1}.root.json"
             try:
                 data = self.f.fetch(name, trust.MAX_ROOT_SIZE)
@@ -238,18 +249,41 @@ class _Audit:
                 self.error(name, exc)
                 break
             self.referenced.add(name)
-            self.report.manifests_checked += 1
+            if not quiet:
+                self.report.manifests_checked += 1
             try:
                 env, new = trust.verify_next_root(current, current_src, data, name)
             except TiupError as exc:
                 self.error(name, exc)
                 break
-            self.parse_extras(env, data, new)
+            if not quiet:
+                self.parse_extras(env, data, new)
             current, current_src = new, name
-        self.report.root_version = current.version
-        self.expiry(current, current_src, f"root version {current.version}")
-        self.root_source = current_src
-        return current
+        return current, current_src
+
+    def lower_chain(self, root: Root) -> None:
+        """``1.root.json`` … must lead to the mirror's ``root.json`` (clients may hold any)."""
+        try:
+            data = self.f.fetch("1.root.json", trust.MAX_ROOT_SIZE)
+        except FetchError:
+            return
+        self.report.manifests_checked += 1
+        try:
+            _env, first = trust.verify_self_signed_root(data, "1.root.json")
+        except TiupError as exc:
+            self.error("1.root.json", exc)
+            return
+        if root.version == 1:
+            if first.to_dict() != root.to_dict():
+                self.error("1.root.json", "1.root.json differs from root.json (both version 1)")
+            return
+        reached, _src = self.walk(first, "1.root.json", root.version, quiet=True)
+        if reached.version != root.version:
+            self.add(WARN, "1.root.json", f"the root chain from 1.root.json stops at version "
+                                          f"{reached.version} and does not reach root.json "
+                                          f"(version {root.version})")
+        elif reached.to_dict() != root.to_dict():
+            self.error("root.json", f"root.json differs from {root.version}.root.json")
 
     def parse_extras(self, env: Envelope, data: bytes, model: Signed) -> None:
         try:
@@ -522,9 +556,13 @@ class _Audit:
             return
         from tiup.repository.keyscan import private_keys_under
 
+        by_dir: dict[str, list[str]] = {}
         for path in private_keys_under(base):
-            self.add(WARN, path, "private key inside the mirror directory: move keys/ out of "
-                                 "any directory you publish")
+            by_dir.setdefault(os.path.dirname(path) or ".", []).append(path)
+        for folder, paths in sorted(by_dir.items()):
+            self.add(WARN, folder + "/", f"{len(paths)} private key file(s) inside the mirror "
+                                         "directory: move them out of any directory you publish "
+                                         "(tiup finds them with --key-dir)")
 
 
 def hash_stream(fetcher: Fetcher, name: str, cap: int | None,
