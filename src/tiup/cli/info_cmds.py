@@ -13,6 +13,7 @@ import click
 
 from tiup.cli import output
 from tiup.cli.clientctx import flush_warnings, open_updater, print_table, profile
+from tiup.client.runner import pid_alive
 
 ENV_LIST = (
     "TIUP_HOME", "TIUP_WORK_DIR", "TIUP_USER_INPUT_VERSION", "TIUP_VERSION",
@@ -160,18 +161,6 @@ def _read_meta(path: Path) -> dict[str, object] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @click.command("status")
 def status() -> int:
     """Show the status of the instances started by `tiup <component>` (never deletes)."""
@@ -188,7 +177,7 @@ def status() -> int:
             continue
         args = meta.get("args")
         rows.append([path.name, str(meta.get("component", "")), str(meta.get("pid", "")),
-                     "RUNNING" if _alive(meta.get("pid")) else "TERM",
+                     "RUNNING" if pid_alive(meta.get("pid")) else "TERM",
                      str(meta.get("created_time", "")), str(meta.get("dir", path)),
                      str(meta.get("exec", "")),
                      " ".join(args) if isinstance(args, list) else ""])
@@ -223,7 +212,7 @@ def clean(ctx: click.Context, names: tuple[str, ...], all_: bool) -> int:
             if time.time() - path.stat().st_mtime < 60:
                 output.info(f"Can't clean directory due to missing meta file: {path}")
                 continue
-        elif _alive(meta.get("pid")):
+        elif pid_alive(meta.get("pid")):
             output.info(f"Instance `{path.name}` is still running (pid {meta.get('pid')}); "
                         "not cleaned")
             continue

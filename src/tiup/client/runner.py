@@ -108,7 +108,10 @@ def component_env(home: str, parent: Mapping[str, str], *, comp: str, binary: st
     return env
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: object) -> bool:
+    """True if ``pid`` names a running process (one we may not signal counts as running)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -125,7 +128,7 @@ def write_meta(instance_dir: str, *, comp: str, pid: int, binary: str, args: lis
     try:
         with open(path, "rb") as fh:
             old = json.load(fh)
-        if isinstance(old, dict) and isinstance(old.get("pid"), int) and _pid_alive(old["pid"]) \
+        if isinstance(old, dict) and isinstance(old.get("pid"), int) and pid_alive(old["pid"]) \
                 and old["pid"] != pid:
             return
     except (OSError, ValueError):
