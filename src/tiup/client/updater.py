@@ -33,6 +33,7 @@ from tiup.client.profile import MirrorState, Profile
 from tiup.errors import (
     ExpiredError,
     FetchError,
+    IntegrityError,
     NotFoundError,
     RollbackError,
     SignatureError,
@@ -293,8 +294,18 @@ class Updater:
         except (SignatureError, ExpiredError):
             self.walk_roots()
             state.update_timestamp(self._ts_bytes)
-        for _attempt in range(3):
-            self._update_snapshot(state)
+        for attempt in range(4):
+            try:
+                self._update_snapshot(state)
+            except IntegrityError:
+                # A writer replaced snapshot.json between our two reads, or a cache in
+                # front of the mirror lags: read timestamp.json again and retry; a
+                # snapshot that really does not match keeps failing and is refused.
+                if attempt == 3:
+                    raise
+                self._ts_bytes = self._fetch("timestamp.json", trust.MAX_TIMESTAMP_SIZE)
+                state.update_timestamp(self._ts_bytes)
+                continue
             if not state.root_behind_snapshot():
                 break
             self.walk_roots()
