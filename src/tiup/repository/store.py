@@ -119,6 +119,9 @@ class Store:
         #: component id → (model, file bytes)
         self.new_components: dict[str, tuple[Component, bytes]] = {}
         self.tarballs: dict[str, FileInfo] = {}
+        #: Tarballs already in the mirror directory whose length and hashes the caller
+        #: computed from the bytes it wrote (clone), so the checks need not re-read them.
+        self.verified: dict[str, FileInfo] = {}
         self.committed = False
         self._component_envs: dict[str, Envelope] = {}
 
@@ -218,7 +221,8 @@ class Store:
 
     def publish_component(self, manifest: bytes | Envelope, tarball: Path | None = None, *,
                           tarball_name: str | None = None,
-                          flags: IndexFlags | None = None) -> Component:
+                          flags: IndexFlags | None = None,
+                          allow_version_jump: bool = False) -> Component:
         """Stage a signed component manifest (and its tarball) after every check.
 
         Args:
@@ -226,6 +230,8 @@ class Store:
             tarball: a tarball file to store; its mirror name is ``tarball_name``
                 (default: the file's name) and must be the url of one version item.
             flags: index flags to set; ``flags.owner`` transfers ownership.
+            allow_version_jump: accept any version above the current one, not only
+                current + 1 (``mirror clone`` keeps the source's version numbers).
 
         Returns:
             The staged component model.
@@ -247,7 +253,8 @@ class Store:
         _reject_unknown(comp, env.source)
         source = f"{comp.version}.{cid}.json"
         expected = self.next_component_version(cid)
-        if cid in self.new_components or comp.version != expected:
+        wrong = comp.version < expected if allow_version_jump else comp.version != expected
+        if cid in self.new_components or wrong:
             raise ConflictError(
                 f"manifest conflict: {cid} has version {comp.version}, expected {expected}",
                 file=source, hint="the component changed meanwhile; fetch it again and retry")
@@ -298,7 +305,7 @@ class Store:
 
     def _check_tarball(self, cid: str, plat: str, ver: str, item: VersionItem) -> None:
         name = item.url.lstrip("/")
-        info = self.tarballs.get(name)
+        info = self.tarballs.get(name) or self.verified.get(name)
         if info is None:
             path = self.directory / name
             if "/" in name or not name or not path.is_file():

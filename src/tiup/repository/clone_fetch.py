@@ -1,0 +1,344 @@
+"""Parallel, verified, resumable tarball downloads for ``tiup mirror clone``.
+
+Every file is streamed into ``<target>/.tiup-clone/<sha256>.part`` while its
+sha256 and sha512 are computed on the same bytes, then checked against the
+length and hashes the source's signed manifest gives, and only then renamed
+to ``<target>/<name>`` (same file system, so the rename is atomic). A part
+file survives failures and runs: the next attempt re-hashes its bytes and asks
+the source for the rest (``Range`` + ``If-Range``, through
+:meth:`~tiup.transport.base.Fetcher.stream_range`).
+
+A file already in the target with the right length and hashes is kept. So
+that a re-run need not hash gigabytes again, ``<target>/.tiup-clone/verified.json``
+remembers (size, mtime_ns, sha256, sha512) of every file verified; an entry is
+used only while the file's size and mtime are unchanged.
+
+A failing file is retried (the transport retries a request that does not
+start; here a body that breaks is resumed as long as it makes progress), then
+recorded; the other files go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tiup.errors import FetchError, NotFoundError, SizeLimitError, TiupError
+from tiup.fsutil import atomic_write
+from tiup.repository.files import FileInfo, hash_file
+from tiup.transport.base import Fetcher, PartFile, TransientError
+
+WORK_DIR = ".tiup-clone"
+CACHE_NAME = "verified.json"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]*\.tar\.gz")
+_HASH_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One tarball to have in the target, as the source's signed manifest describes it."""
+
+    name: str
+    length: int
+    sha256: str
+    sha512: str = ""
+
+    def matches(self, info: FileInfo) -> bool:
+        return (info.length == self.length and info.sha256 == self.sha256.lower()
+                and (not self.sha512 or info.sha512 == self.sha512.lower()))
+
+
+def safe_tarball_name(url: str) -> str | None:
+    """The file name of a tarball url (``/x-v1-linux-amd64.tar.gz``), or None if unsafe."""
+    name = url[1:] if url.startswith("/") else url
+    return name if _SAFE_NAME.fullmatch(name) and ".." not in name else None
+
+
+class ProgressSink:
+    """Receives download progress; the CLI draws it. Methods may be called from threads."""
+
+    def begin(self, files: int, total_bytes: int) -> None:
+        """Work is known: ``files`` to fetch or check, ``total_bytes`` in all."""
+
+    def start(self, name: str, length: int) -> None:
+        """A file is being fetched."""
+
+    def advance(self, name: str, delta: int) -> None:
+        """``delta`` bytes of ``name`` are done (negative when a download restarts)."""
+
+    def finish(self, name: str, ok: bool) -> None:
+        """A file is done (or failed)."""
+
+
+@dataclass
+class FetchResult:
+    """What the pool did."""
+
+    #: name → verified length and hashes, for every file now in place
+    verified: dict[str, FileInfo] = field(default_factory=dict)
+    downloaded: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    #: name → (location, reason)
+    failed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    bytes_downloaded: int = 0
+    resumed: list[str] = field(default_factory=list)
+
+
+class VerifiedCache:
+    """``verified.json``: name → [size, mtime_ns, sha256, sha512] of files already checked."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.entries: dict[str, list[object]] = {}
+        try:
+            data = json.loads(path.read_bytes())
+            if isinstance(data, dict):
+                self.entries = {k: v for k, v in data.items()
+                                if isinstance(v, list) and len(v) == 4}
+        except (OSError, ValueError):
+            pass
+
+    def lookup(self, path: Path, name: str) -> FileInfo | None:
+        """The remembered info if the file's size and mtime are unchanged."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        with self.lock:
+            entry = self.entries.get(name)
+        if entry is None or entry[0] != st.st_size or entry[1] != st.st_mtime_ns:
+            return None
+        return FileInfo(int(str(entry[0])), str(entry[2]), str(entry[3]))
+
+    def remember(self, path: Path, name: str, info: FileInfo) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        with self.lock:
+            self.entries[name] = [st.st_size, st.st_mtime_ns, info.sha256, info.sha512]
+
+    def forget(self, name: str) -> None:
+        with self.lock:
+            self.entries.pop(name, None)
+
+    def save(self, keep: Iterable[str] | None = None) -> None:
+        """Write the cache (only entries named in ``keep``, when given). Best effort."""
+        with self.lock:
+            entries = self.entries if keep is None else {
+                k: v for k, v in self.entries.items() if k in set(keep)}
+            data = json.dumps(entries, sort_keys=True).encode()
+        with contextlib.suppress(OSError):
+            atomic_write(self.path, data, 0o644, sync_dir=False)
+
+
+class _Hasher:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.h256 = hashlib.sha256()
+        self.h512 = hashlib.sha512()
+        self.size = 0
+
+    def update(self, block: bytes) -> None:
+        self.h256.update(block)
+        self.h512.update(block)
+        self.size += len(block)
+
+    def info(self) -> FileInfo:
+        return FileInfo(self.size, self.h256.hexdigest(), self.h512.hexdigest())
+
+
+class DownloadPool:
+    """Fetch a set of tarballs from ``fetcher`` into ``target`` with ``jobs`` threads."""
+
+    def __init__(self, fetcher: Fetcher, target: Path, *, jobs: int = 4,
+                 progress: ProgressSink | None = None, attempts: int | None = None,
+                 backoff: float = 0.2):
+        self.fetcher = fetcher
+        self.target = target
+        self.work = target / WORK_DIR
+        self.jobs = max(1, jobs)
+        self.progress = progress or ProgressSink()
+        self.attempts = attempts or int(getattr(fetcher, "attempts", 5))
+        self.backoff = backoff
+        self.cache = VerifiedCache(self.work / CACHE_NAME)
+        self.result = FetchResult()
+        self._lock = threading.Lock()
+
+    def run(self, jobs: Iterable[FileJob]) -> FetchResult:
+        """Make every file present and verified; failures are recorded, never raised.
+
+        Raises:
+            RepositoryError: only when the work directory cannot be created.
+        """
+        todo = list({j.name: j for j in jobs}.values())
+        try:
+            self.work.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from tiup.repository.files import write_failed
+
+            raise write_failed(self.target, WORK_DIR, exc) from exc
+        self.progress.begin(len(todo), sum(j.length for j in todo))
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            list(pool.map(self._one, todo))
+        self.cache.save()
+        return self.result
+
+    # ----------------------------------------------------------------- one file
+    def _one(self, job: FileJob) -> None:
+        dest = self.target / job.name
+        try:
+            info = self._present(job, dest)
+            if info is not None:
+                with self._lock:
+                    self.result.present.append(job.name)
+                    self.result.verified[job.name] = info
+                self.progress.advance(job.name, job.length)
+                return
+            self.progress.start(job.name, job.length)
+            info = self._download(job, dest)
+        except TiupError as exc:
+            self.cache.forget(job.name)
+            with self._lock:
+                self.result.failed[job.name] = (self.fetcher.location(job.name), exc.message)
+            self.progress.finish(job.name, False)
+            return
+        except OSError as exc:
+            with self._lock:
+                self.result.failed[job.name] = (self.fetcher.location(job.name),
+                                                f"cannot write {dest}: {exc.strerror or exc}")
+            self.progress.finish(job.name, False)
+            return
+        self.cache.remember(dest, job.name, info)
+        with self._lock:
+            self.result.downloaded.append(job.name)
+            self.result.verified[job.name] = info
+        self.progress.finish(job.name, True)
+
+    def _present(self, job: FileJob, dest: Path) -> FileInfo | None:
+        try:
+            st = dest.stat()
+        except FileNotFoundError:
+            return None
+        if not dest.is_file() or st.st_size != job.length:
+            return None
+        info = self.cache.lookup(dest, job.name)
+        if info is None:
+            info = hash_file(dest)
+            self.cache.remember(dest, job.name, info)
+        return info if job.matches(info) else None
+
+    def _download(self, job: FileJob, dest: Path) -> FileInfo:
+        part = PartFile(self.work / f"{job.sha256.lower()}.part", self.fetcher.location(job.name))
+        resumed = part.size > 0
+        info = self._fetch_part(job, part)
+        if not job.matches(info) and resumed:
+            # The earlier bytes may come from a file that has changed since: start over once.
+            part.remove()
+            self.progress.advance(job.name, -info.length)
+            info = self._fetch_part(job, part)
+        if not job.matches(info):
+            part.remove()
+            raise FetchError(_mismatch(job, info), file=job.name,
+                             hint="the source's tarball does not match its signed manifest")
+        part.finish(dest)
+        with self._lock:
+            self.result.bytes_downloaded += info.length
+            if resumed:
+                self.result.resumed.append(job.name)
+        return info
+
+    def _fetch_part(self, job: FileJob, part: PartFile) -> FileInfo:
+        if part.size > job.length:
+            part.reset()
+        hasher = _Hasher()
+        if part.size:
+            _hash_prefix(part.path, part.size, hasher)
+            part.size = hasher.size
+            self.progress.advance(job.name, part.size)
+        failures = 0
+        while True:
+            before = part.size
+            try:
+                self._attempt(job, part, hasher)
+                if part.size < job.length:
+                    raise TransientError(
+                        f"download from {self.fetcher.location(job.name)} ended after "
+                        f"{part.size} of {job.length} bytes", file=job.name)
+                return hasher.info()
+            except NotFoundError:
+                raise
+            except SizeLimitError:
+                part.remove()
+                raise
+            except TransientError as exc:
+                if part.size > before:
+                    failures = 0
+                failures += 1
+                if failures >= self.attempts:
+                    raise FetchError(f"{exc.message} (gave up after {failures} attempts "
+                                     "without progress)", file=job.name) from exc
+                if part.size == before:
+                    time.sleep(min(self.backoff * 2 ** (failures - 1), 5.0))
+
+    def _attempt(self, job: FileJob, part: PartFile, hasher: _Hasher) -> None:
+        offset = part.size
+        with self.fetcher.stream_range(job.name, job.length, offset,
+                                       if_range=part.validator if offset else None) as body:
+            if body.start != offset:
+                self.progress.advance(job.name, -offset)
+                part.reset()
+                hasher.reset()
+            part.remember(body.validator)
+            with part.open_append() as out:
+                for block in body:
+                    if part.size + len(block) > job.length:
+                        raise SizeLimitError(
+                            f"{self.fetcher.location(job.name)} is larger than the "
+                            f"{job.length} bytes its manifest declares", file=job.name)
+                    out.write(block)
+                    part.size += len(block)
+                    hasher.update(block)
+                    self.progress.advance(job.name, len(block))
+
+
+def _hash_prefix(path: Path, size: int, hasher: _Hasher) -> None:
+    """Hash the first ``size`` bytes of a part file (what an earlier run downloaded)."""
+    with open(path, "rb") as fh:
+        left = size
+        while left > 0:
+            block = fh.read(min(_HASH_BLOCK, left))
+            if not block:
+                break
+            hasher.update(block)
+            left -= len(block)
+
+
+def _mismatch(job: FileJob, info: FileInfo) -> str:
+    if info.length != job.length:
+        return f"file length mismatch, expected: {job.length}, got: {info.length}"
+    if info.sha256 != job.sha256.lower():
+        return f"file sha256 hash mismatch, expected: {job.sha256}, got: {info.sha256}"
+    return f"file sha512 hash mismatch, expected: {job.sha512}, got: {info.sha512}"
+
+
+def remove_work_dir(target: Path) -> None:
+    """Drop leftover part files (after a fully successful clone); keeps ``verified.json``."""
+    work = target / WORK_DIR
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(work):
+            if entry.name.endswith((".part", ".part.meta")):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)

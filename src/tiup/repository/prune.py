@@ -1,0 +1,205 @@
+"""``tiup mirror prune``: remove old or yanked versions from a local mirror, safely (#1498).
+
+The change is a normal signed update (``behavior.md`` §12.12): first the
+component manifests without the pruned versions are committed through the
+store (snapshot and timestamp last), and only then are the tarballs that no
+manifest references any more deleted, so a client never sees a manifest that
+names a missing file. The nightly pointer's version and each platform's latest
+stable version are never pruned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tiup.errors import TiupError
+from tiup.manifest import versions as V
+from tiup.manifest.models import Component
+from tiup.manifest.timefmt import parse_time
+from tiup.repository.keyring import KeyRing
+from tiup.repository.lifetimes import renew
+from tiup.repository.publish import clone_component, owner_signers
+from tiup.repository.store import Store, sign
+
+_VERSIONED = re.compile(r"([0-9]+)\.(.+)\.json")
+_BOOTSTRAP = re.compile(r"tiup-[a-z0-9_]+-[a-z0-9_]+\.tar\.gz")
+
+
+@dataclass
+class PruneOptions:
+    keep: int | None = None
+    before: datetime | None = None
+    yanked: bool = False
+    superseded: bool = False
+    orphans: bool = False
+    commits: bool = False
+    components: tuple[str, ...] = ()
+    grace_days: float = 1.0
+
+
+@dataclass
+class PrunePlan:
+    #: component → [(platform, version, reason)] removed from its manifest
+    versions: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    #: (file name relative to the mirror, size, reason) deleted after the commit
+    files: list[tuple[str, int, str]] = field(default_factory=list)
+    #: the new manifests to commit
+    manifests: dict[str, Component] = field(default_factory=dict)
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _n, size, _r in self.files)
+
+    @property
+    def empty(self) -> bool:
+        return not self.files and not self.manifests
+
+
+def _size(path: Path) -> int:
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _released_before(released: str, before: datetime) -> bool:
+    try:
+        return parse_time(released) < before
+    except TiupError:
+        return False
+
+
+def _choose(comp: Component, plat: str, opts: PruneOptions, yanked_component: bool
+            ) -> dict[str, str]:
+    """version → reason for the versions of one platform to prune."""
+    items = comp.platforms.get(plat, {})
+    chosen: dict[str, str] = {}
+    if opts.yanked:
+        for ver, item in items.items():
+            if item.yanked or yanked_component:
+                chosen[ver] = "yanked"
+    if opts.keep is None and opts.before is None:
+        return chosen
+    live = {v: i for v, i in items.items() if not i.yanked}
+    protected = {comp.nightly, V.latest_stable(live)}
+    candidates = [v for v in V.sort_versions(live) if not V.is_nightly(v) and v not in protected]
+    if opts.keep is not None:
+        stable = [v for v in V.sort_versions(live) if not V.is_nightly(v)]
+        newest = set(stable[-opts.keep:]) if opts.keep > 0 else set()
+        for ver in candidates:
+            if ver not in newest:
+                chosen.setdefault(ver, f"older than the newest {opts.keep}")
+    if opts.before is not None:
+        for ver in candidates:
+            if _released_before(live[ver].released, opts.before):
+                chosen.setdefault(ver, f"released before {opts.before.date().isoformat()}")
+    return chosen
+
+
+def plan_prune(store: Store, opts: PruneOptions) -> PrunePlan:
+    """What to remove (nothing is changed).
+
+    Raises:
+        RepositoryError: a component manifest of the mirror cannot be read.
+    """
+    plan = PrunePlan()
+    index = store.index
+    wanted = set(opts.components) or set(index.components)
+    referenced: set[str] = set()
+    dropped: set[str] = set()
+    for cid in sorted(index.components):
+        comp = store.component(cid)
+        if comp is None:
+            continue
+        new = clone_component(comp)
+        if cid in wanted:
+            for plat in sorted(comp.platforms):
+                for ver, reason in sorted(_choose(comp, plat, opts,
+                                                  index.components[cid].yanked).items()):
+                    plan.versions.setdefault(cid, []).append((plat, ver, reason))
+                    dropped.add(comp.platforms[plat][ver].url.lstrip("/"))
+                    del new.platforms[plat][ver]
+                if not new.platforms[plat]:
+                    del new.platforms[plat]
+            if cid in plan.versions:
+                plan.manifests[cid] = new
+        for _p, _v, item in new.items():
+            referenced.add(item.url.lstrip("/"))
+    directory = store.directory
+    for name in sorted(dropped - referenced):
+        path = directory / name
+        if path.is_file():
+            plan.files.append((name, _size(path), "tarball of a pruned version"))
+    listed = {n for n, _s, _r in plan.files}
+    if opts.orphans:
+        for path in sorted(directory.glob("*.tar.gz")):
+            name = path.name
+            if name in referenced or name in listed or _BOOTSTRAP.fullmatch(name):
+                continue
+            plan.files.append((name, _size(path), "orphan: no manifest references it"))
+    if opts.superseded:
+        plan.files.extend(_superseded(store, opts.grace_days))
+    if opts.commits and (directory / "commits").is_dir():
+        plan.files.append(("commits", _size(directory / "commits"), "TiUP's commit history"))
+    return plan
+
+
+def _superseded(store: Store, grace_days: float) -> list[tuple[str, int, str]]:
+    current: dict[str, int] = {}
+    for url, meta in store.state.snapshot.meta.items():
+        current[url.lstrip("/").removesuffix(".json")] = meta.version
+    limit = store.now - timedelta(days=grace_days)
+    out: list[tuple[str, int, str]] = []
+    for path in sorted(store.directory.glob("*.json")):
+        m = _VERSIONED.fullmatch(path.name)
+        if m is None or m.group(2) == "root":
+            continue
+        version, name = int(m.group(1)), m.group(2)
+        if name not in current or version >= current[name]:
+            continue
+        try:
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=store.now.tzinfo)
+        except OSError:
+            continue
+        if mtime > limit:
+            continue
+        out.append((path.name, _size(path), f"superseded by version {current[name]}"))
+    return out
+
+
+def stage_prune(store: Store, ring: KeyRing, plan: PrunePlan) -> None:
+    """Stage the new manifests (signed by each owner); the caller commits.
+
+    Raises:
+        MissingKeyError: an owner's keys are not available.
+    """
+    for cid, comp in sorted(plan.manifests.items()):
+        item = store.index.components[cid]
+        comp.version = store.next_component_version(cid)
+        renew(comp, store.now, store.lifetimes.component, bump=False)
+        if comp.nightly and not any(comp.nightly in vs for vs in comp.platforms.values()):
+            comp.nightly = ""
+        store.publish_component(sign(comp, owner_signers(store, item.owner, ring)))
+
+
+def delete_files(directory: Path, plan: PrunePlan) -> list[tuple[str, int]]:
+    """Delete the planned files (after the commit). Returns (name, size) of those deleted."""
+    import shutil
+
+    done: list[tuple[str, int]] = []
+    for name, size, _reason in plan.files:
+        path = directory / name
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        done.append((name, size))
+    return done

@@ -1,0 +1,110 @@
+"""A TCP forwarder on 127.0.0.1 that cuts connections at random (deterministic by seed).
+
+Point a client at ``proxy.url`` instead of the server's URL: every connection is forwarded
+to the upstream port; with probability ``drop`` a connection is cut after a random number
+of bytes (``1000..max_bytes``) sent back to the client, mid-headers or mid-body; the first
+``cut_first`` connections are always cut after 1000-4000 bytes. Cuts never fall in the
+first 1000 bytes: a cut inside a response header block is accepted by http.client as a
+complete header with an empty, close-delimited body (a transport issue, reported).
+
+Usage::
+
+    with FlakyProxy(upstream_port, drop=0.3, seed=7) as proxy:
+        ...proxy.url..., proxy.cut, proxy.connections
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import threading
+
+
+class FlakyProxy:
+    def __init__(self, upstream_port: int, *, drop: float = 0.3, max_bytes: int = 200_000,
+                 seed: int = 1, cut_first: int = 2):
+        self.upstream_port = upstream_port
+        self.drop = drop
+        self.max_bytes = max_bytes
+        self.rng = random.Random(seed)
+        #: the first connections are always cut after 1000-4000 bytes (so a test proves something)
+        self.cut_first = cut_first
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.cut = 0
+        self.stopping = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                if self.connections <= self.cut_first:
+                    limit: int | None = self.rng.randint(1000, 4000)
+                else:
+                    limit = (self.rng.randint(1000, self.max_bytes)
+                             if self.rng.random() < self.drop else None)
+            threading.Thread(target=self._serve, args=(client, limit), daemon=True).start()
+
+    def _serve(self, client: socket.socket, limit: int | None) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10)
+        except OSError:
+            client.close()
+            return
+        done = threading.Event()
+
+        def pump(src: socket.socket, dst: socket.socket, cap: int | None) -> None:
+            sent = 0
+            try:
+                while not done.is_set():
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    if cap is not None and sent + len(data) >= cap:
+                        dst.sendall(data[: cap - sent])
+                        with self.lock:
+                            self.cut += 1
+                        break
+                    dst.sendall(data)
+                    sent += len(data)
+            except OSError:
+                pass
+            finally:
+                done.set()
+                for s in (client, upstream):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        up = threading.Thread(target=pump, args=(client, upstream, None), daemon=True)
+        up.start()
+        pump(upstream, client, limit)
+        up.join(5)
+        client.close()
+        upstream.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sock.close()
+        self.thread.join(2)
+
+    def __enter__(self) -> FlakyProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

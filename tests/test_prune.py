@@ -1,0 +1,97 @@
+"""`tiup mirror prune`: old and yanked versions removed as a signed update, then files."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from clonekit import NIGHTLY, build_upstream, copy_upstream
+from publishkit import ENV, assert_valid
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("upstream")
+    build_upstream(base / "mirror", base / "owner.json")
+    return base / "mirror", base / "owner.json"
+
+
+@pytest.fixture
+def mirror(template: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    return copy_upstream(template, tmp_path / "up")
+
+
+def manifest(mirror: Path, name: str) -> dict[str, object]:
+    path = max(mirror.glob(f"*.{name}.json"), key=lambda p: int(p.name.split(".")[0]))
+    data: dict[str, object] = json.loads(path.read_text())["signed"]
+    return data
+
+
+def test_keep_prunes_old_versions_after_a_signed_update(tiup, mirror: tuple[Path, Path]
+                                                        ) -> None:
+    m, key = mirror
+    size = (m / "tidb-v7.5.0-linux-amd64.tar.gz").stat().st_size
+    r = tiup("mirror", "--repo", str(m), "prune", "--keep", "1", "--component", "tidb",
+             "-k", str(key), "--dry-run", env=ENV)
+    assert r.returncode == 0, r.output
+    assert "would prune tidb v7.5.0 linux/amd64" in r.stdout
+    assert (m / "tidb-v7.5.0-linux-amd64.tar.gz").exists()
+    r = tiup("mirror", "--repo", str(m), "prune", "--keep", "1", "--component", "tidb",
+             "-k", str(key), "--yes", env=ENV)
+    assert r.returncode == 0, r.output
+    tidb = manifest(m, "tidb")
+    platforms = tidb["platforms"]
+    assert isinstance(platforms, dict)
+    assert sorted(platforms["linux/amd64"]) == ["v8.5.1", "v8.5.2", NIGHTLY]
+    # darwin/arm64 has no v8.5.1: its latest stable v8.5.0 is never pruned
+    assert sorted(platforms["darwin/arm64"]) == ["v8.5.0"]
+    assert tidb["nightly"] == NIGHTLY
+    assert not (m / "tidb-v7.5.0-linux-amd64.tar.gz").exists()
+    assert not (m / "tidb-v8.5.0-linux-amd64.tar.gz").exists()
+    assert (m / "tidb-v8.5.0-darwin-arm64.tar.gz").exists()
+    assert (m / "tikv-v8.5.0-linux-amd64.tar.gz").exists()  # other components untouched
+    assert f"deleted {m}/tidb-v7.5.0-linux-amd64.tar.gz" in r.stdout
+    freed = int(r.stdout.split("freed ")[1].split()[0])
+    assert freed == 7 * size or freed > 0
+    assert "verifies" in r.stderr
+    assert_valid(m)
+
+
+def test_default_prunes_yanked_and_superseded(tiup, mirror: tuple[Path, Path]) -> None:
+    m, key = mirror
+    old = datetime(2025, 6, 1, tzinfo=UTC).timestamp()
+    os.utime(m / "1.index.json", (old, old))
+    r = tiup("mirror", "--repo", str(m), "prune", "-k", str(key), "-y", env=ENV)
+    assert r.returncode == 0, r.output
+    assert not (m / "tidb-v8.5.2-linux-amd64.tar.gz").exists()
+    assert not (m / "old-v1.0.0-linux-amd64.tar.gz").exists()
+    assert "v8.5.2" not in manifest(m, "tidb")["platforms"]["linux/amd64"]  # type: ignore[index]
+    assert not (m / "1.index.json").exists()
+    assert (m / "1.root.json").exists() and (m / "root.json").exists()
+    assert_valid(m)
+
+
+def test_orphans_and_confirmation(tiup, mirror: tuple[Path, Path]) -> None:
+    m, _key = mirror
+    (m / "stray-v1-linux-amd64.tar.gz").write_bytes(b"x" * 100)
+    r = tiup("mirror", "--repo", str(m), "prune", "--orphans", env=ENV, input="")
+    assert r.returncode == 2 and "--yes" in r.stderr, r.output
+    assert (m / "stray-v1-linux-amd64.tar.gz").exists()
+    r = tiup("mirror", "--repo", str(m), "prune", "--orphans", "-y", env=ENV)
+    assert r.returncode == 0, r.output
+    assert not (m / "stray-v1-linux-amd64.tar.gz").exists()
+    assert "freed 100 bytes" in r.stdout
+    assert_valid(m)
+
+
+def test_needs_owner_key(tiup, mirror: tuple[Path, Path]) -> None:
+    m, _key = mirror
+    ts = (m / "timestamp.json").read_bytes()
+    r = tiup("mirror", "--repo", str(m), "prune", "--keep", "0", "-y", env=ENV)
+    assert r.returncode == 1 and "owner pingcap" in r.stderr, r.output
+    assert (m / "timestamp.json").read_bytes() == ts
+    assert (m / "tidb-v7.5.0-linux-amd64.tar.gz").exists()
