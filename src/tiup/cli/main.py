@@ -125,6 +125,6 @@ def main() -> None:
 
 def server_main() -> None:
     """Entry point of the ``tiup-server`` command (the mirror server)."""
-    from tiup.cli.mirror import serve_standalone
+    from tiup.cli.mirror_serve import serve_standalone
 
     errors.run(lambda: serve_standalone.main(standalone_mode=False, prog_name="tiup-server"))

@@ -47,14 +47,6 @@ def mirror(ctx: click.Context, repo: str | None) -> None:
     ctx.obj["repo"] = repo
 
 
-@click.command("tiup-server", context_settings={"help_option_names": ["-h", "--help"]})
-def serve_standalone() -> None:
-    """Serve a mirror over HTTP (not available yet in this build)."""
-    from tiup.errors import TiupError
-
-    raise TiupError("tiup-server is not available yet")
-
-
 def _register() -> None:
     from tiup.cli.verify import verify
 
@@ -63,12 +55,22 @@ def _register() -> None:
 
     mirror.add_command(set_cmd)
     mirror.add_command(show)
-    from tiup.cli.mirror_keys import genkey, sign
+    from tiup.cli.mirror_keys import genkey
     from tiup.cli.mirror_maint import modify, renew, rotate, transfer_owner
+    from tiup.cli.mirror_sign import sign
     from tiup.cli.mirror_write import grant, init, publish
 
     for command in (init, sign, genkey, publish, modify, renew, grant, rotate, transfer_owner):
         mirror.add_command(command)
+    from tiup.cli.mirror_clone import clone
+    from tiup.cli.mirror_merge import merge
+    from tiup.cli.mirror_prune import prune
+
+    for command in (clone, merge, prune):
+        mirror.add_command(command)
+    from tiup.cli.mirror_serve import serve_cmd
+
+    mirror.add_command(serve_cmd)
 
 
 _register()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tiup.cli import output
-from tiup.cli.mirror_common import keyring, mirror_dir, open_store, report_commit, write_options
+from tiup.cli.mirror_common import keyring, open_store, report_commit, write_options
+from tiup.cli.mirror_remote import mirror_target, remote_keyring, run_remote, timeout_option
+
+if TYPE_CHECKING:
+    from tiup.manifest.models import Root
+    from tiup.repository.keyring import KeyRing
 
 _KEY = click.option("-k", "--key", "key_files", multiple=True, metavar="FILE",
                     help="Owner's private key (repeatable; default: $TIUP_HOME/keys/private.json "
@@ -23,12 +29,15 @@ _KEY = click.option("-k", "--key", "key_files", multiple=True, metavar="FILE",
               help="Mark the component as runnable on its own.")
 @click.option("--desc", default="", help="New description.")
 @_KEY
+@timeout_option
 @write_options
 @click.pass_context
 def modify(ctx: click.Context, spec: str, yank: bool | None, hide: bool | None,
-           standalone: bool | None, desc: str, key_files: tuple[str, ...], key_dir: str | None,
-           lock_timeout: float) -> int:
+           standalone: bool | None, desc: str, key_files: tuple[str, ...], timeout: float,
+           key_dir: str | None, lock_timeout: float) -> int:
     """Modify a published component: description, flags, or yank one version.
+
+    Works on a local mirror or an http(s):// mirror served by `tiup mirror serve`.
 
     \b
     Examples:
@@ -42,13 +51,19 @@ def modify(ctx: click.Context, spec: str, yank: bool | None, hide: bool | None,
     if version and (hide is not None or standalone is not None):
         raise UsageError("--hide and --standalone apply to a whole component, not to "
                          f"{comp}:{version}")
-    mirror = mirror_dir(ctx)
-    ring = keyring(mirror, key_files, key_dir, default_key=True)
-    with open_store(mirror, ring, lock_timeout) as store:
-        new = do_modify(store, ring, comp, version or None, yank=yank, hidden=hide,
-                        standalone=standalone, desc=desc)
-        written = store.commit()
-        report_commit(store, written)
+    target = mirror_target(ctx)
+    if isinstance(target, str):
+        ring = remote_keyring(key_files, key_dir)
+        new = run_remote(target, timeout, lambda view: do_modify(
+            view, ring, comp, version or None, yank=yank, hidden=hide, standalone=standalone,
+            desc=desc))
+    else:
+        ring = keyring(target, key_files, key_dir, default_key=True)
+        with open_store(target, ring, lock_timeout) as store:
+            new = do_modify(store, ring, comp, version or None, yank=yank, hidden=hide,
+                            standalone=standalone, desc=desc)
+            written = store.commit()
+            report_commit(store, written)
     output.info(f"Modified {comp} (manifest version {new.version})")
     return 0
 
@@ -60,14 +75,17 @@ def modify(ctx: click.Context, spec: str, yank: bool | None, hide: bool | None,
 @click.option("--index", "with_index", is_flag=True, help="Also re-sign the index.")
 @click.option("--all", "all_components", is_flag=True, help="Renew every component.")
 @_KEY
+@timeout_option
 @write_options
 @click.pass_context
 def renew(ctx: click.Context, components: tuple[str, ...], days: int | None, with_index: bool,
-          all_components: bool, key_files: tuple[str, ...], key_dir: str | None,
-          lock_timeout: float) -> int:
+          all_components: bool, key_files: tuple[str, ...], timeout: float,
+          key_dir: str | None, lock_timeout: float) -> int:
     """Renew manifests; snapshot.json and timestamp.json are always re-signed.
 
-    Works on a mirror that has already expired.
+    Works on a mirror that has already expired. On an http(s):// mirror the
+    named components are renewed through the server (which re-signs snapshot
+    and timestamp); --index needs the local mirror.
 
     \b
     Examples:
@@ -75,11 +93,30 @@ def renew(ctx: click.Context, components: tuple[str, ...], days: int | None, wit
       tiup mirror renew hello --days 730
       tiup mirror renew --all --index
     """
+    from tiup.errors import UsageError
     from tiup.repository.admin import renew_component
 
-    mirror = mirror_dir(ctx)
-    ring = keyring(mirror, key_files, key_dir, default_key=True)
-    with open_store(mirror, ring, lock_timeout) as store:
+    target = mirror_target(ctx)
+    if isinstance(target, str):
+        if with_index:
+            raise UsageError("--index needs the mirror's index key: run it on the server's "
+                             "mirror directory")
+        ring = remote_keyring(key_files, key_dir)
+
+        def build(view: Any) -> list[str]:
+            names = sorted(view.index.components) if all_components else list(components)
+            for name in names:
+                comp = renew_component(view, ring, name, days)
+                output.info(f"Renewed {name}: version {comp.version}, expires {comp.expires}")
+            return names
+
+        if not (components or all_components):
+            raise UsageError(f"name the components to renew on {target} (or --all)")
+        run_remote(target, timeout, build)
+        output.info(f"Renewed on {target}")
+        return 0
+    ring = keyring(target, key_files, key_dir, default_key=True)
+    with open_store(target, ring, lock_timeout) as store:
         names = sorted(store.index.components) if all_components else list(components)
         for name in names:
             comp = renew_component(store, ring, name, days)
@@ -91,29 +128,94 @@ def renew(ctx: click.Context, components: tuple[str, ...], days: int | None, wit
         if store.new_index is not None:
             output.info(f"Renewed the index: version {store.new_index.version}, expires "
                         f"{store.new_index.expires}")
-    output.info(f"Renewed snapshot.json and timestamp.json of {mirror}")
+    output.info(f"Renewed snapshot.json and timestamp.json of {target}")
     return 0
+
+
+_ADDR = click.option("--addr", default=None, metavar="HOST:PORT",
+                     help="Collect the signatures over HTTP: start a signing server here and "
+                          "have each key holder run `tiup mirror sign <url> -k KEY`.")
+_ALL_KEYS = click.option("--all-keys", is_flag=True,
+                         help="With --addr: wait for every key, not just the thresholds.")
+_SIGN_TIMEOUT = click.option("--sign-timeout", type=click.FloatRange(0), default=24 * 3600.0,
+                             show_default=True, metavar="SECONDS",
+                             help="With --addr: give up collecting after this long (0 = never).")
 
 
 @click.command("transfer-owner", short_help="Transfer component to another owner")
 @click.argument("component")
 @click.argument("new_owner")
 @_KEY
+@_ADDR
+@_ALL_KEYS
+@_SIGN_TIMEOUT
+@timeout_option
 @write_options
 @click.pass_context
 def transfer_owner(ctx: click.Context, component: str, new_owner: str,
-                   key_files: tuple[str, ...], key_dir: str | None, lock_timeout: float) -> int:
-    """Give COMPONENT to NEW_OWNER; needs the keys of both the current and the new owner."""
+                   key_files: tuple[str, ...], addr: str | None, all_keys: bool,
+                   sign_timeout: float, timeout: float, key_dir: str | None,
+                   lock_timeout: float) -> int:
+    """Give COMPONENT to NEW_OWNER; needs the signatures of both the current and the new
+    owner (their thresholds): from local keys, or collected over HTTP with --addr.
+
+    Works on a local mirror or an http(s):// mirror (sent with owner=NEW_OWNER).
+    """
     from tiup.repository.admin import transfer_owner as do_transfer
 
-    mirror = mirror_dir(ctx)
-    ring = keyring(mirror, key_files, key_dir, default_key=True)
-    with open_store(mirror, ring, lock_timeout) as store:
-        do_transfer(store, ring, component, new_owner)
-        written = store.commit()
-        report_commit(store, written)
+    target = mirror_target(ctx)
+    ring = (remote_keyring(key_files, key_dir) if isinstance(target, str)
+            else keyring(target, key_files, key_dir, default_key=True))
+    collected = _Collector(component, new_owner, addr or "", all_keys, sign_timeout)
+    if isinstance(target, str):
+        if addr:
+            run_remote(target, timeout, collected.transfer)
+        else:
+            run_remote(target, timeout, lambda view: do_transfer(view, ring, component,
+                                                                  new_owner))
+    else:
+        with open_store(target, ring, lock_timeout) as store:
+            if addr:
+                collected.transfer(store)
+            else:
+                do_transfer(store, ring, component, new_owner)
+            written = store.commit()
+            report_commit(store, written)
     output.info(f"Transferred {component} to {new_owner}")
     return 0
+
+
+class _Collector:
+    """transfer-owner --addr: build the manifest, collect the owners' signatures over HTTP."""
+
+    def __init__(self, component: str, new_owner: str, addr: str, all_keys: bool,
+                 timeout: float):
+        self.component, self.new_owner, self.addr = component, new_owner, addr
+        self.all_keys, self.timeout = all_keys, timeout
+
+    def transfer(self, view: Any) -> None:
+        from tiup.cli.mirror_sign import collect_signatures
+        from tiup.errors import RepositoryError
+        from tiup.manifest.envelope import envelope_bytes
+        from tiup.manifest.names import component_id, owner_id
+        from tiup.repository.admin import next_component_manifest
+        from tiup.repository.store import IndexFlags
+        from tiup.server.signing import KeyGroup
+
+        oid = owner_id(self.new_owner)
+        index = view.index
+        if oid not in index.owners:
+            raise RepositoryError(f"new owner '{oid}' is not in the available owner list",
+                                  hint="add it first with `tiup mirror grant`")
+        new, current = next_component_manifest(view, component_id(self.component))
+        if current == oid:
+            raise RepositoryError(f"{self.component} is already owned by {oid}")
+        groups = [KeyGroup(f"owner {o}", index.owners[o].keys,
+                           index.owners[o].effective_threshold) for o in (current, oid)]
+        sigs = collect_signatures(new.to_dict(), groups, self.addr, all_keys=self.all_keys,
+                                  timeout=self.timeout,
+                                  what=f"{self.component} manifest version {new.version}")
+        view.publish_component(envelope_bytes(sigs, new), flags=IndexFlags(owner=oid))
 
 
 @click.command("rotate", short_help="Rotate root.json")
@@ -127,34 +229,121 @@ def transfer_owner(ctx: click.Context, component: str, new_owner: str,
               help="New root threshold (default: unchanged).")
 @click.option("--days", type=click.IntRange(1), default=None,
               help="Root lifetime from now (default: the mirror's; expiry never shrinks).")
+@click.option("--edit", is_flag=True,
+              help="Edit the new root in $EDITOR (the default on a terminal when no other "
+                   "change is given).")
+@_ADDR
+@_ALL_KEYS
+@_SIGN_TIMEOUT
+@timeout_option
 @click.option("--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               metavar="SECONDS", help="Wait at most this long for another writer.")
 @click.pass_context
 def rotate(ctx: click.Context, key_dir: str | None, add_keys: tuple[str, ...],
-           remove_keys: tuple[str, ...], threshold: int | None, days: int | None,
+           remove_keys: tuple[str, ...], threshold: int | None, days: int | None, edit: bool,
+           addr: str | None, all_keys: bool, sign_timeout: float, timeout: float,
            lock_timeout: float) -> int:
     """Publish the next root.json: add or remove root keys, change the root threshold.
 
-    The new root is signed by enough old and new root keys found locally;
-    N.root.json and root.json are written, then snapshot and timestamp.
+    The new root (version +1, expiry extended) comes from the options, or from
+    $EDITOR (pre-filled; the temp file is deleted). It is signed by enough old
+    and new root keys found locally, or, with --addr HOST:PORT, by key holders
+    running `tiup mirror sign <url> -k KEY` until both the old and the new
+    thresholds are met (--all-keys: every key). N.root.json and root.json are
+    written, then snapshot and timestamp; on an http(s):// mirror the root is
+    sent to the server (POST /api/v1/rotate).
     """
-    from tiup.keys import load_key_file, private_key
-    from tiup.repository.admin import propose_root, sign_root
+    import sys
 
-    mirror = mirror_dir(ctx)
-    ring = keyring(mirror, [], key_dir)
+    from tiup.keys import load_key_file, private_key
+
+    target = mirror_target(ctx)
+    if isinstance(target, str):
+        ring = remote_keyring([], key_dir, default_key=False)
+    else:
+        ring = keyring(target, [], key_dir)
     infos = []
     for file in add_keys:
         info = load_key_file(Path(file))
         if info.is_private:
             ring.add(private_key(info, file), file)
         infos.append(info)
-    with open_store(mirror, ring, lock_timeout) as store:
-        new = propose_root(store, add=infos, remove=remove_keys, threshold=threshold, days=days)
-        plan = sign_root(store, ring, new)
-        written = store.commit()
-        report_commit(store, written)
+    flags_given = bool(add_keys or remove_keys or threshold is not None or days is not None)
+    interactive = edit or (not flags_given and sys.stdin.isatty() and sys.stdout.isatty())
+    plan = _RotatePlan(infos, remove_keys, threshold, days, interactive, addr, all_keys,
+                       sign_timeout, ring)
+    if isinstance(target, str):
+        new = run_remote(target, timeout, plan.remote)
+    else:
+        from tiup.repository.state import latest_root
+
+        old = latest_root(target)[0]
+        with open_store(target, ring, lock_timeout) as store:
+            lifetime = store.lifetimes.root
+        new, data = plan.build(old, lifetime)
+        with open_store(target, ring, lock_timeout) as store:
+            _check_unchanged(store.state.root, old)
+            store.set_root(new, data)
+            written = store.commit()
+            report_commit(store, written)
     role = new.roles["root"]
     output.info(f"Rotated root to version {new.version} ({len(role.keys)} root keys, threshold "
-                f"{role.threshold}, expires {new.expires}), signed by {len(plan.signed_by)} keys")
+                f"{role.threshold}, expires {new.expires}), signed by {plan.signed_by} keys")
     return 0
+
+
+def _check_unchanged(current: Root, old: Root) -> None:
+    from tiup.errors import ConflictError
+
+    if current.version != old.version:
+        raise ConflictError(f"the root changed to version {current.version} while the new "
+                            f"root {old.version + 1} was being prepared", hint="run rotate again")
+
+
+class _RotatePlan:
+    def __init__(self, add: list[Any], remove: tuple[str, ...], threshold: int | None,
+                 days: int | None, interactive: bool, addr: str | None, all_keys: bool,
+                 sign_timeout: float, ring: KeyRing):
+        self.add, self.remove, self.threshold, self.days = add, remove, threshold, days
+        self.interactive, self.addr, self.all_keys = interactive, addr, all_keys
+        self.sign_timeout, self.ring = sign_timeout, ring
+        self.signed_by = 0
+        self._built: tuple[int, Root, bytes] | None = None
+
+    def build(self, old: Root, lifetime: int) -> tuple[Root, bytes]:
+        """The next root and its signed bytes (asks the editor / key holders once)."""
+        from tiup.clock import now
+        from tiup.manifest.envelope import envelope_bytes
+        from tiup.repository.admin import next_root, root_signers
+        from tiup.repository.store import sign
+
+        if self._built is not None and self._built[0] == old.version:
+            return self._built[1], self._built[2]
+        new = next_root(old, now(), self.days or lifetime, add=self.add, remove=self.remove,
+                        threshold=self.threshold)
+        if self.interactive:
+            from tiup.cli.root_editor import edit_root
+
+            new = edit_root(new, old)
+        if self.addr:
+            from tiup.cli.mirror_sign import collect_signatures
+            from tiup.server.signing import KeyGroup
+
+            groups = [KeyGroup("old root", old.roles["root"].keys, old.roles["root"].threshold),
+                      KeyGroup("new root", new.roles["root"].keys, new.roles["root"].threshold)]
+            sigs = collect_signatures(new.to_dict(), groups, self.addr, all_keys=self.all_keys,
+                                      timeout=self.sign_timeout,
+                                      what=f"root version {new.version}")
+            data = envelope_bytes(sigs, new)
+            self.signed_by = len(sigs)
+        else:
+            signers = root_signers(old, new, self.ring)
+            data = sign(new, signers)
+            self.signed_by = len(signers)
+        self._built = (old.version, new, data)
+        return new, data
+
+    def remote(self, view: Any) -> Root:
+        new, data = self.build(view.root, view.lifetimes.root)
+        view.client.post_rotate(data)
+        return new

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import platform as _platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tiup.cli import output
 from tiup.cli.mirror_common import keyring, mirror_dir, open_store, report_commit, write_options
+from tiup.cli.mirror_remote import mirror_target, remote_keyring, run_remote, timeout_option
+
+if TYPE_CHECKING:
+    from tiup.repository.files import FileInfo
+    from tiup.repository.keyring import KeyRing
+    from tiup.repository.view import MirrorView
 
 
 def default_os() -> str:
@@ -127,17 +135,23 @@ def grant(ctx: click.Context, owner: str, name: str, key_files: tuple[str, ...],
 @click.option("--overwrite", is_flag=True,
               help="Replace a version already published for this platform with other content.")
 @click.option("--force", is_flag=True, help="Accept a version that is not v-prefixed semver.")
+@timeout_option
 @write_options
 @click.pass_context
 def publish(ctx: click.Context, component: str, version: str, tarball: str, entry: str,
             key_files: tuple[str, ...], os_name: str | None, arch: str | None, desc: str,
-            standalone: bool, hide: bool, overwrite: bool, force: bool, key_dir: str | None,
-            lock_timeout: float) -> int:
+            standalone: bool, hide: bool, overwrite: bool, force: bool, timeout: float,
+            key_dir: str | None, lock_timeout: float) -> int:
     """Publish TARBALL as VERSION of COMPONENT, with ENTRY its executable inside the tarball.
 
     The first publication makes the owner of your key the component's owner;
     later ones must be signed by that owner. The tarball is stored as
     <component>-<version>-<os>-<arch>.tar.gz whatever its file name.
+
+    The mirror may be a local directory or an http(s):// server running
+    `tiup mirror serve` (or TiUP's tiup-server): the manifest is then built from
+    the server's verified metadata, signed here, and sent with the tarball;
+    a conflicting concurrent publish is retried up to 10 times.
 
     \b
     Example:
@@ -145,18 +159,10 @@ def publish(ctx: click.Context, component: str, version: str, tarball: str, entr
     """
     from tiup.manifest.names import component_id, platform, version_str
     from tiup.repository.files import hash_file
-    from tiup.repository.publish import (
-        check_platform,
-        check_version,
-        inspect_tarball,
-        owner_of_key,
-        owner_signers,
-        plan_publish,
-    )
-    from tiup.repository.store import IndexFlags, sign
+    from tiup.repository.publish import check_platform, check_version, inspect_tarball
 
     cid = component_id(component)
-    mirror = mirror_dir(ctx)
+    target = mirror_target(ctx)
     ver = version_str(version)
     check_version(ver, force)
     plat = check_platform(platform(os_name or default_os(), arch or default_arch()))
@@ -164,28 +170,61 @@ def publish(ctx: click.Context, component: str, version: str, tarball: str, entr
     inspect_tarball(path, entry)
     info = hash_file(path)
     output.info(f"uploading {tarball} with {info.length} bytes, sha256: {info.sha256} ...")
-    ring = keyring(mirror, key_files, key_dir, default_key=True)
-    with open_store(mirror, ring, lock_timeout) as store:
-        existing = store.index.components.get(cid)
+    job = _PublishJob(cid, ver, plat, entry, path, info, desc, overwrite, hide, standalone)
+    if isinstance(target, str):
+        ring = remote_keyring(key_files, key_dir)
+        done = run_remote(target, timeout, lambda view: job.run(view, ring))
+    else:
+        ring = keyring(target, key_files, key_dir, default_key=True)
+        with open_store(target, ring, lock_timeout) as store:
+            done = job.run(store, ring)
+            if done:
+                written = store.commit()
+                report_commit(store, written)
+    if not done:
+        output.info(f"{cid} {ver} ({plat}) is already published with the same content; "
+                    "nothing to do")
+        return 0
+    output.info(f"Published {cid} {ver} ({plat}) to {target}")
+    return 0
+
+
+@dataclass
+class _PublishJob:
+    cid: str
+    version: str
+    plat: str
+    entry: str
+    path: Path
+    info: FileInfo
+    desc: str
+    overwrite: bool
+    hide: bool
+    standalone: bool
+
+    def run(self, store: MirrorView, ring: KeyRing) -> bool:
+        """Build, sign and stage the next manifest; False when nothing changes."""
+        from tiup.manifest.names import ComponentId, VersionStr
+        from tiup.repository.publish import owner_of_key, owner_signers, plan_publish
+        from tiup.repository.store import IndexFlags, sign
+
+        existing = store.index.components.get(self.cid)
         if existing is None:
             owner = owner_of_key(store, ring)
-            output.info(f"Creating component {cid}")
-            flags = IndexFlags(hidden=hide, standalone=standalone, owner=owner)
+            output.info(f"Creating component {self.cid}")
+            flags = IndexFlags(hidden=self.hide, standalone=self.standalone, owner=owner)
         else:
             owner = existing.owner
-            if standalone or hide:
+            if self.standalone or self.hide:
                 output.warn("This is not a new component, --standalone and --hide flag will "
                             "be omitted")
             flags = IndexFlags()
-        plan = plan_publish(store, cid, ver, plat, entry, info, desc=desc, overwrite=overwrite,
+        plan = plan_publish(store, ComponentId(self.cid), VersionStr(self.version), self.plat,
+                            self.entry, self.info, desc=self.desc, overwrite=self.overwrite,
                             now=store.now)
         if plan.manifest is None:
-            output.info(f"{cid} {ver} ({plat}) is already published with the same content; "
-                        "nothing to do")
-            return 0
+            return False
         envelope = sign(plan.manifest, owner_signers(store, owner, ring))
-        store.publish_component(envelope, path, tarball_name=plan.tarball_name, flags=flags)
-        written = store.commit()
-        report_commit(store, written)
-    output.info(f"Published {cid} {ver} ({plat}) to {mirror}")
-    return 0
+        store.publish_component(envelope, self.path, tarball_name=plan.tarball_name,
+                                flags=flags)
+        return True

@@ -37,6 +37,7 @@ from tiup.errors import (
     NotFoundError,
     RollbackError,
     SignatureError,
+    SizeLimitError,
     TiupError,
     VerificationError,
 )
@@ -297,7 +298,7 @@ class Updater:
         for attempt in range(4):
             try:
                 self._update_snapshot(state)
-            except IntegrityError:
+            except (IntegrityError, SizeLimitError):
                 # A writer replaced snapshot.json between our two reads, or a cache in
                 # front of the mirror lags: read timestamp.json again and retry; a
                 # snapshot that really does not match keeps failing and is refused.

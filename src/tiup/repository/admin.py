@@ -10,6 +10,7 @@ import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tiup.errors import ManifestError, MissingKeyError, RepositoryError, TiupError
@@ -24,9 +25,11 @@ from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.publish import clone_component, owner_signers
 from tiup.repository.store import IndexFlags, Store, sign
+from tiup.repository.view import MirrorView
 
 
-def _next_manifest(store: Store, cid: str, days: int | None = None) -> tuple[Component, str]:
+def _next_manifest(store: MirrorView, cid: str, days: int | None = None
+                   ) -> tuple[Component, str]:
     comp = store.component(cid)
     item = store.index.components.get(cid)
     if comp is None or item is None:
@@ -36,6 +39,16 @@ def _next_manifest(store: Store, cid: str, days: int | None = None) -> tuple[Com
     new.version = store.next_component_version(cid)
     renew(new, store.now, days or store.lifetimes.component, bump=False)
     return new, item.owner
+
+
+def next_component_manifest(store: MirrorView, cid: str, days: int | None = None
+                            ) -> tuple[Component, str]:
+    """The current manifest of ``cid`` renewed (version +1), and its owner.
+
+    Raises:
+        RepositoryError: unknown component.
+    """
+    return _next_manifest(store, cid, days)
 
 
 def grant(store: Store, owner: str, name: str, keys: list[KeyInfo], threshold: int = 1
@@ -65,7 +78,7 @@ def grant(store: Store, owner: str, name: str, keys: list[KeyInfo], threshold: i
     return list(pubs)
 
 
-def modify(store: Store, ring: KeyRing, cid: str, version: str | None, *,
+def modify(store: MirrorView, ring: KeyRing, cid: str, version: str | None, *,
            yank: bool | None = None, hidden: bool | None = None,
            standalone: bool | None = None, desc: str = "") -> Component:
     """Change a published component: description, index flags, or yank one version.
@@ -93,7 +106,8 @@ def modify(store: Store, ring: KeyRing, cid: str, version: str | None, *,
     return new
 
 
-def renew_component(store: Store, ring: KeyRing, cid: str, days: int | None = None) -> Component:
+def renew_component(store: MirrorView, ring: KeyRing, cid: str, days: int | None = None
+                    ) -> Component:
     """Re-sign a component manifest (version +1) valid for ``days`` (default: lifetime).
 
     Raises:
@@ -105,7 +119,7 @@ def renew_component(store: Store, ring: KeyRing, cid: str, days: int | None = No
     return new
 
 
-def transfer_owner(store: Store, ring: KeyRing, cid: str, new_owner: str) -> Component:
+def transfer_owner(store: MirrorView, ring: KeyRing, cid: str, new_owner: str) -> Component:
     """Give a component to another owner; signed by both owners' thresholds.
 
     Raises:
@@ -133,19 +147,30 @@ class RotatePlan:
 
 def propose_root(store: Store, *, add: Sequence[KeyInfo] = (), remove: Sequence[str] = (),
                  threshold: int | None = None, days: int | None = None) -> Root:
-    """The next root: version +1, root keys added/removed, threshold, expiry extended.
+    """The next root of a local mirror (see :func:`next_root`).
 
-    (An interactive ``$EDITOR`` mode can replace this step; signing and
-    committing stay the same.)
+    Raises:
+        RepositoryError: as :func:`next_root`.
+    """
+    return next_root(store.state.root, store.now, days or store.lifetimes.root, add=add,
+                     remove=remove, threshold=threshold)
+
+
+def next_root(old: Root, now: datetime, days: int, *, add: Sequence[KeyInfo] = (),
+              remove: Sequence[str] = (), threshold: int | None = None) -> Root:
+    """The root after ``old``: version +1, root keys added/removed, threshold, expiry
+    extended to ``now + days`` (never shortened).
+
+    (The interactive ``$EDITOR`` mode of ``rotate`` starts from this root with no
+    changes; signing and committing stay the same.)
 
     Raises:
         RepositoryError: a key to add is already there, a key to remove is unknown or
             ambiguous, or the threshold exceeds the number of keys.
     """
-    old = store.state.root
     new = copy.deepcopy(old)
     new.version = old.version + 1
-    renew(new, store.now, days or store.lifetimes.root, bump=False)
+    renew(new, now, days, bump=False)
     role = new.roles["root"]
     for info in add:
         pub = public_key(info)
@@ -161,24 +186,24 @@ def propose_root(store: Store, *, add: Sequence[KeyInfo] = (), remove: Sequence[
         del role.keys[matches[0]]
     if threshold is not None:
         role.threshold = threshold
-    if not 1 <= role.threshold <= len(role.keys):
-        raise RepositoryError(f"root threshold {role.threshold} must be between 1 and the number "
-                              f"of root keys ({len(role.keys)})")
+    check_root_threshold(new)
     return new
 
 
-def sign_root(store: Store, ring: KeyRing, new: Root) -> RotatePlan:
-    """Sign the next root with every local key of the old or new root role and stage it.
+def check_root_threshold(new: Root) -> None:
+    """Raises RepositoryError unless 1 ≤ root threshold ≤ number of root keys."""
+    role = new.roles["root"]
+    if not 1 <= role.threshold <= len(role.keys):
+        raise RepositoryError(f"root threshold {role.threshold} must be between 1 and the number "
+                              f"of root keys ({len(role.keys)})")
 
-    At least the old threshold of old keys and the new threshold of new keys
-    must sign (``format.md`` §10). (The multi-party signing server can replace
-    this step.)
+
+def root_signers(old: Root, new: Root, ring: KeyRing) -> list[PrivateKey]:
+    """Every local key of the old or new root role, checked to meet both thresholds.
 
     Raises:
         MissingKeyError: not enough root keys available to sign.
-        SignatureError, RollbackError: the result is not a valid next root.
     """
-    old = store.state.root
     role = new.roles["root"]
     old_keys, new_keys = old.roles["root"].keys, role.keys
     signers: list[PrivateKey] = [k for kid, k in sorted(ring.keys.items())
@@ -191,7 +216,23 @@ def sign_root(store: Store, ring: KeyRing, new: Root) -> RotatePlan:
             raise MissingKeyError(
                 f"the {what} root needs {need} signature(s) from its root keys but only {have} "
                 f"of them were found (missing: {missing}); searched {ring.where()}",
-                hint="pass --key-dir with the root keys")
+                hint="pass --key-dir with the root keys, or collect signatures over HTTP "
+                     "with --addr")
+    return signers
+
+
+def sign_root(store: Store, ring: KeyRing, new: Root) -> RotatePlan:
+    """Sign the next root with every local key of the old or new root role and stage it.
+
+    At least the old threshold of old keys and the new threshold of new keys
+    must sign (``format.md`` §10). (The multi-party signing server replaces
+    this step in ``rotate --addr``.)
+
+    Raises:
+        MissingKeyError: not enough root keys available to sign.
+        SignatureError, RollbackError: the result is not a valid next root.
+    """
+    signers = root_signers(store.state.root, new, ring)
     data = sign(new, signers)
     store.set_root(new, data)
     return RotatePlan(new, [k.keyid for k in signers])

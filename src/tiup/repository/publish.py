@@ -33,7 +33,7 @@ from tiup.manifest.timefmt import format_time
 from tiup.repository.files import FileInfo
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
-from tiup.repository.store import Store
+from tiup.repository.view import MirrorView
 
 
 def clone_component(comp: Component) -> Component:
@@ -118,7 +118,7 @@ class PublishPlan:
     tarball_name: str
 
 
-def plan_publish(store: Store, cid: ComponentId, version: VersionStr, plat: str, entry: str,
+def plan_publish(store: MirrorView, cid: ComponentId, version: VersionStr, plat: str, entry: str,
                  info: FileInfo, *, desc: str, overwrite: bool, now: datetime) -> PublishPlan:
     """Build the next manifest of ``cid`` with ``version`` for ``plat``.
 
@@ -156,7 +156,7 @@ def plan_publish(store: Store, cid: ComponentId, version: VersionStr, plat: str,
     return PublishPlan(comp, current is None, name)
 
 
-def owner_signers(store: Store, owner_id: str, ring: KeyRing) -> list[PrivateKey]:
+def owner_signers(store: MirrorView, owner_id: str, ring: KeyRing) -> list[PrivateKey]:
     """Enough of an owner's private keys to meet its threshold (``-k`` keys first).
 
     Raises:
@@ -168,7 +168,7 @@ def owner_signers(store: Store, owner_id: str, ring: KeyRing) -> list[PrivateKey
     return ring.threshold_signers(f"owner {owner_id}", owner.keys, owner.effective_threshold)
 
 
-def owner_of_key(store: Store, ring: KeyRing) -> str:
+def owner_of_key(store: MirrorView, ring: KeyRing) -> str:
     """The owner holding the first explicit key (or, failing that, any loaded key).
 
     Raises:

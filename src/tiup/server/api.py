@@ -3,7 +3,9 @@
 | route | body | success |
 |---|---|---|
 | ``/api/v1/tarball/{sid}`` | ``multipart/form-data``, field ``file`` | 200 ``null`` |
-| ``/api/v1/component/{sid}/{name}`` ``?yanked=&standalone=&hidden=&owner=`` | signed component manifest | 200 ``null`` |
+| ``/api/v1/component/{sid}/{name}`` | signed component manifest | 200 ``null`` |
+
+(the component route takes the query ``yanked=&standalone=&hidden=&owner=``)
 | ``/api/v1/rotate`` | signed root manifest | 200 ``null`` |
 
 Authorisation is the manifest's signatures: the store checks the owner's

@@ -14,8 +14,9 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from tiup.server.accesslog import AccessLog
 from tiup.server.static import (
     ByteRange,
     FileInfo,
@@ -24,6 +25,9 @@ from tiup.server.static import (
     not_modified,
     parse_range,
 )
+
+if TYPE_CHECKING:
+    from tiup.server.upstream import Upstream
 
 log = logging.getLogger("tiup.server")
 
@@ -78,6 +82,18 @@ class MirrorApp:
         self.config = config
         self.files = StaticFiles(config.mirror)
         self.api = api
+        self.access = AccessLog()
+        self.upstream: Upstream | None = None
+        if config.upstream:
+            from tiup.server.upstream import Upstream
+
+            self.upstream = Upstream(config.upstream)
+
+    def __rsgi_init__(self, loop: Any) -> None:
+        self.access.start(loop)
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        self.access.stop()
 
     async def __call__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
@@ -88,8 +104,10 @@ class MirrorApp:
             status, sent = await self._api(method, path, scope, proto)
         else:
             status, sent = self._static(method, path, scope.headers, proto)
-        log.info("%s %s %s %d %d %.1fms", scope.client, method, path, status, sent,
-                 (time.perf_counter() - started) * 1000)
+            if status == 404 and self.upstream is not None:
+                status, sent = await self._from_upstream(method, path, proto, (status, sent))
+        self.access.line(scope.client, method, path, status, sent,
+                         (time.perf_counter() - started) * 1000)
 
     # ------------------------------------------------------------------ static
     def _static(self, method: str, path: str, headers: Any, proto: Response) -> tuple[int, int]:
@@ -99,14 +117,10 @@ class MirrorApp:
                               extra=[("allow", "GET, HEAD")])
         info = self.files.lookup(path)
         if info is None:
+            if self.upstream is not None and self.files.servable_name(path):
+                return 404, 0  # answered by _from_upstream
             return _send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
-        base = [
-            ("content-type", info.content_type),
-            ("etag", info.etag),
-            ("last-modified", info.last_modified),
-            ("cache-control", info.cache_control),
-            ("accept-ranges", "bytes"),
-        ]
+        base = info.headers
         if not_modified(info, headers.get("if-none-match"), headers.get("if-modified-since")):
             proto.response_empty(304, base)
             return 304, 0
@@ -142,6 +156,18 @@ class MirrorApp:
             proto.response_file_range(206, headers, info.path, rng.start, rng.end + 1)
         return 206, rng.length
 
+    async def _from_upstream(self, method: str, path: str, proto: Response,
+                             missing: tuple[int, int]) -> tuple[int, int]:
+        assert self.upstream is not None
+        name = self.files.servable_name(path)
+        if name is not None and method in ("GET", "HEAD"):
+            done = await self.upstream.send(method, name, proto)
+            if done is not None:
+                return done
+            return _send_json(proto, *json_error(404, "NOT FOUND",
+                                                 f"{path} not found here or upstream"))
+        return missing
+
     # --------------------------------------------------------------------- api
     async def _api(self, method: str, path: str, scope: Any, proto: Any) -> tuple[int, int]:
         if method != "POST":
@@ -171,7 +197,7 @@ def create_app() -> MirrorApp:
     config = ServerConfig.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     api: ApiHandler | None = None
-    if config.key_dir is not None:
+    if config.key_dir is not None and config.upload_dir is not None:
         from tiup.server.api import make_api
 
         api = make_api(config)

@@ -86,7 +86,7 @@ class FormFileReader:
         if self._state != "done":
             raise MultipartError("the multipart body ended before its closing boundary")
 
-    def _step(self) -> bool:  # noqa: C901 - a small state machine reads best in one place
+    def _step(self) -> bool:
         buf = self._buf
         if self._state == "preamble":
             at = buf.find(self._delim)

@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from pathlib import Path
 
-from tiup.errors import TiupError
+from tiup.errors import MissingKeyError, TiupError
 from tiup.server.app import CONFIG_ENV, ServerConfig
 
+#: Seconds a worker gets to finish in-flight requests after SIGTERM before it is killed
+#: (writes are crash-safe: a killed publish leaves nothing referenced).
+KILL_TIMEOUT = 5
 
-def parse_addr(addr: str) -> tuple[str, int]:
-    """``host:port`` → (host, port). Raises TiupError for anything else."""
+
+def parse_addr(addr: str, *, allow_any_port: bool = False) -> tuple[str, int]:
+    """``host:port`` → (host, port); port 0 (any free port) only with ``allow_any_port``.
+
+    Raises:
+        TiupError: not HOST:PORT.
+    """
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    low = 0 if allow_any_port else 1
+    if not sep or not port.isdigit() or not low <= int(port) < 65536:
         raise TiupError(f"invalid address {addr!r}", hint="use HOST:PORT, e.g. 0.0.0.0:8989")
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - the documented default
 
@@ -35,6 +45,38 @@ def check_port(host: str, port: int) -> None:
                             hint="choose another --addr, or stop what uses that port") from exc
 
 
+def check_signing_keys(mirror: Path, key_dir: Path) -> None:
+    """Publishing needs every index, snapshot and timestamp key of the latest root.
+
+    Raises:
+        RepositoryError: the mirror cannot be read or is damaged.
+        MissingKeyError: a role key is not in ``key_dir``.
+    """
+    from tiup.repository.keyring import load_keyring
+    from tiup.repository.state import read_state
+
+    state = read_state(mirror)
+    ring = load_keyring([key_dir])
+    for role in ("index", "snapshot", "timestamp"):
+        try:
+            ring.role_signers(role, state.root.roles[role].keys, state.root_name)
+        except MissingKeyError as exc:
+            raise MissingKeyError(
+                f"publishing is enabled but {exc.message}",
+                hint="pass --key-dir with the mirror's index/snapshot/timestamp keys, or "
+                     "--read-only to serve without the publish API") from exc
+
+
+def upload_dir() -> tuple[str, bool]:
+    """``$TIUP_COMPONENT_DATA_DIR/packages`` if set, else a private temp dir (→ remove later)."""
+    base = os.environ.get("TIUP_COMPONENT_DATA_DIR")
+    if base:
+        path = Path(base, "packages")
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return str(path), False
+    return tempfile.mkdtemp(prefix="tiup-uploads-"), True
+
+
 def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | None = None,
           tls_key: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM.
@@ -44,6 +86,7 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
     """
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
+    from granian.log import LogLevels
 
     if not Path(config.mirror, "root.json").is_file():
         raise TiupError(f"{config.mirror} is not a mirror (no root.json)",
@@ -68,5 +111,8 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
         ssl_cert=Path(tls_cert) if tls_cert else None,
         ssl_key=Path(tls_key) if tls_key else None,
         ssl_protocol_min=SSLProtocols.tls12,
+        log_level=LogLevels.warning,
+        # A worker still starting when SIGTERM arrives can miss it; do not wait forever.
+        workers_kill_timeout=KILL_TIMEOUT,
     )
     server.serve()

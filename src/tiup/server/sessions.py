@@ -69,7 +69,11 @@ class Upload:
         self._h512.update(data)
 
     def finish(self, filename: str) -> Session:
-        """Close, then publish the session under its sid (replacing an older one). Raises OSError."""
+        """Close, then publish the session under its sid (replacing any older one).
+
+        Raises:
+            OSError: the file could not be written.
+        """
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()

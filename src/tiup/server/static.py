@@ -40,6 +40,13 @@ class FileInfo:
     content_type: str
     body: bytes | None  # set for small files
 
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers every response for this file carries (a fresh list)."""
+        return [("content-type", self.content_type), ("etag", self.etag),
+                ("last-modified", self.last_modified), ("cache-control", self.cache_control),
+                ("accept-ranges", "bytes")]
+
 
 @dataclass(frozen=True)
 class ByteRange:
@@ -78,10 +85,27 @@ class StaticFiles:
         self._cache: dict[str, FileInfo] = {}
         self._lock = threading.Lock()
 
-    def lookup(self, path: str) -> FileInfo | None:
-        """The file for a request path like ``/timestamp.json``, or None (→ 404)."""
+    @staticmethod
+    def servable_name(path: str) -> str | None:
+        """The file name a request path may name (top level, not private), else None."""
         name = path[1:] if path.startswith("/") else path
         if not _NAME.fullmatch(name) or name in PRIVATE_NAMES or name.endswith(".part"):
+            return None
+        return name
+
+    def lookup(self, path: str) -> FileInfo | None:
+        """The file for a request path like ``/timestamp.json``, or None (→ 404)."""
+        cached = self._cache.get(path)
+        if cached is not None:  # only servable names are cached: revalidate with one stat
+            try:
+                st = os.stat(cached.path)
+            except OSError:
+                return None
+            if (cached.mtime_ns == st.st_mtime_ns and cached.size == st.st_size
+                    and cached.inode == st.st_ino):
+                return cached
+        name = self.servable_name(path)
+        if name is None:
             return None
         full = os.path.join(self.root, name)
         try:
@@ -90,10 +114,6 @@ class StaticFiles:
             return None
         if not _is_regular(st.st_mode):
             return None
-        cached = self._cache.get(name)
-        if (cached is not None and cached.mtime_ns == st.st_mtime_ns
-                and cached.size == st.st_size and cached.inode == st.st_ino):
-            return cached
         if os.path.islink(full):
             real = os.path.realpath(full)
             if os.path.dirname(real) != str(self.root):
@@ -119,7 +139,7 @@ class StaticFiles:
             with self._lock:
                 if len(self._cache) > 4096:
                     self._cache.clear()
-                self._cache[name] = info
+                self._cache[path] = info
         return info
 
 
