@@ -32,6 +32,7 @@ translated into this tree at the boundary where they occur, with
     ├── RepositoryError             a mirror write (publish, grant, ...) was refused
     │   ├── ConflictError           another writer changed the mirror first / lock busy
     │   └── TarballError            a published tarball is unusable or does not match
+    │       └── MissingTarballError a manifest names a tarball nobody uploaded
     └── InstallError                a component could not be installed or run
 
 """
@@ -136,6 +137,10 @@ class ConflictError(RepositoryError):
 
 class TarballError(RepositoryError):
     """A tarball to publish is not a gzip tar, lacks its entry, or differs from its manifest."""
+
+
+class MissingTarballError(TarballError):
+    """A manifest names a tarball that is neither uploaded nor already in the mirror."""
 
 
 

@@ -35,6 +35,7 @@ from tiup.client import trust
 from tiup.errors import (
     ConflictError,
     ManifestError,
+    MissingTarballError,
     RepositoryError,
     SignatureError,
     TarballError,
@@ -309,7 +310,7 @@ class Store:
         if info is None:
             path = self.directory / name
             if "/" in name or not name or not path.is_file():
-                raise TarballError(
+                raise MissingTarballError(
                     f"tarball {name} of {cid} {ver} ({plat}) is not in mirror {self.directory}",
                     file=name, hint="publish the tarball together with the manifest")
             try:

@@ -31,6 +31,7 @@ from tiup.errors import (
     InvalidNameError,
     ManifestError,
     MissingKeyError,
+    MissingTarballError,
     RollbackError,
     SignatureError,
     TarballError,
@@ -201,7 +202,7 @@ class PublishAPI:
                     flags=flags)
                 store.commit()
         except TarballError as exc:
-            if session is None and "is not in mirror" in exc.message:
+            if session is None and isinstance(exc, MissingTarballError):
                 return json_error(404, "SESSION NOT FOUND",
                                   f"{exc.message}; no tarball was uploaded in this session "
                                   "(or it expired): upload it first")
