@@ -25,13 +25,13 @@ from pathlib import Path
 
 from tiup.errors import MissingKeyError, TiupError
 from tiup.keys import PrivateKey, generate, save_private_key
-from tiup.manifest.models import FileMeta, HashedMeta, Index, Owner, Role, Root, Snapshot, Timestamp
+from tiup.manifest.models import Owner
 from tiup.manifest.timefmt import format_time
-from tiup.repository.files import FileInfo, Staging, write_failed
+from tiup.repository.files import write_failed
+from tiup.repository.init import write_initial_mirror
 from tiup.repository.keyring import KeyRing, load_keyring
-from tiup.repository.lifetimes import CONFIG_NAME, Lifetimes
+from tiup.repository.lifetimes import Lifetimes
 from tiup.repository.state import MirrorState
-from tiup.repository.store import sign
 
 OWNER = "pingcap"
 OWNER_NAME = "PingCAP"
@@ -118,36 +118,9 @@ def write_new_mirror(target: Path, keys: CloneKeys, now: datetime,
     Raises:
         RepositoryError: a write failed.
     """
-    role_keys = keys.by_role()
-    root = Root(expires=_expiry(now, lifetimes.root), version=1, roles={
-        role: Role({k.keyid: k.public.keyinfo() for k in ks}, len(ks), f"/{role}.json")
-        for role, ks in role_keys.items()})
-    root_data = sign(root, keys.root)
-    index = Index(expires=_expiry(now, lifetimes.index), version=1, components={},
-                  default_components=[],
-                  owners={OWNER: Owner({keys.owner.keyid: keys.owner.public.keyinfo()},
-                                       OWNER_NAME, 1)})
-    index_data = sign(index, [keys.index])
-    snap = Snapshot(expires=_expiry(now, lifetimes.snapshot), version=0, meta={
-        "/root.json": FileMeta(1, len(root_data)), "/index.json": FileMeta(1, len(index_data))})
-    snap_data = sign(snap, [keys.snapshot])
-    info = FileInfo.of_bytes(snap_data)
-    ts = Timestamp(expires=_expiry(now, lifetimes.timestamp), version=1, meta={
-        "/snapshot.json": HashedMeta({"sha256": info.sha256, "sha512": info.sha512},
-                                     info.length)})
-    ts_data = sign(ts, [keys.timestamp])
     with contextlib.suppress(OSError):
         for path in target.iterdir():
             if re.fullmatch(r"[0-9]+\.root\.json", path.name) and path.name != "1.root.json":
                 path.unlink()
-    staging = Staging(target)
-    try:
-        first = {"root.json": root_data, "1.root.json": root_data,
-                 "1.index.json": index_data, CONFIG_NAME: lifetimes.to_toml()}
-        for name, data in first.items():
-            staging.put_bytes(name, data)
-        staging.put_bytes("snapshot.json", snap_data)
-        staging.put_bytes("timestamp.json", ts_data)
-        return staging.commit([list(first), ["snapshot.json"], ["timestamp.json"]])
-    finally:
-        staging.discard()
+    owner = Owner({keys.owner.keyid: keys.owner.public.keyinfo()}, OWNER_NAME, 1)
+    return write_initial_mirror(target, keys.by_role(), lifetimes, now, owners={OWNER: owner})

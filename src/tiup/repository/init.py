@@ -10,6 +10,7 @@ written in the store's order under the mirror lock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from tiup.manifest.models import (
     FileMeta,
     HashedMeta,
     Index,
+    Owner,
     Role,
     Root,
     Snapshot,
@@ -84,27 +86,45 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
                 result.key_files.setdefault(role, []).append(file)
     except OSError as exc:
         raise write_failed(keys_path, "the key files", exc) from exc
+    lock = MirrorLock(directory, 0)
+    lock.acquire()
+    try:
+        write_initial_mirror(directory, keys, life, now)
+    finally:
+        lock.release()
+    return result
+
+
+def write_initial_mirror(directory: Path, keys: Mapping[str, Sequence[PrivateKey]],
+                         life: Lifetimes, now: datetime, *,
+                         owners: dict[str, Owner] | None = None) -> list[str]:
+    """Sign and write version 1 of a mirror: root (also as 1.root.json), index, snapshot,
+    timestamp and the lifetimes file, in the store's order. The caller holds the lock.
+
+    ``keys`` maps each role to its keys; every role's threshold is its key count.
+
+    Raises:
+        RepositoryError: a write failed (nothing half-written is left visible).
+    """
     root = Root(expires=_expiry(now, life.root), version=1, roles={
-        role: Role({k.keyid: k.public.keyinfo() for k in role_keys},
-                   ROOT_KEYS if role == "root" else 1, f"/{role}.json")
+        role: Role({k.keyid: k.public.keyinfo() for k in role_keys}, len(role_keys),
+                   f"/{role}.json")
         for role, role_keys in keys.items()
     })
-    root_data = sign(root, keys["root"])
+    root_data = sign(root, list(keys["root"]))
     index = Index(expires=_expiry(now, life.index), version=1, components={},
-                  default_components=[], owners={})
-    index_data = sign(index, keys["index"])
+                  default_components=[], owners=dict(owners or {}))
+    index_data = sign(index, list(keys["index"]))
     snap = Snapshot(expires=_expiry(now, life.snapshot), version=0, meta={
         "/root.json": FileMeta(1, len(root_data)),
         "/index.json": FileMeta(1, len(index_data)),
     })
-    snap_data = sign(snap, keys["snapshot"])
+    snap_data = sign(snap, list(keys["snapshot"]))
     info = FileInfo.of_bytes(snap_data)
     ts = Timestamp(expires=_expiry(now, life.timestamp), version=1, meta={
         "/snapshot.json": HashedMeta({"sha256": info.sha256, "sha512": info.sha512},
                                      info.length)})
-    ts_data = sign(ts, keys["timestamp"])
-    lock = MirrorLock(directory, 0)
-    lock.acquire()
+    ts_data = sign(ts, list(keys["timestamp"]))
     staging = Staging(directory)
     try:
         first = {"root.json": root_data, "1.root.json": root_data,
@@ -113,8 +133,6 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
             staging.put_bytes(name, data)
         staging.put_bytes("snapshot.json", snap_data)
         staging.put_bytes("timestamp.json", ts_data)
-        staging.commit([list(first), ["snapshot.json"], ["timestamp.json"]])
+        return staging.commit([list(first), ["snapshot.json"], ["timestamp.json"]])
     finally:
         staging.discard()
-        lock.release()
-    return result

@@ -28,23 +28,14 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tiup.client.runner import base62
 from tiup.errors import TiupError
 from tiup.keys import public_key
 from tiup.manifest.canonical import decode_json_strict, encode_canonical
 from tiup.manifest.envelope import Signature
 from tiup.manifest.models import KeyInfo
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_BODY = 1 << 20
-
-
-def base62(n: int) -> str:
-    out = ""
-    while True:
-        n, r = divmod(n, 62)
-        out = _BASE62[r] + out
-        if n == 0:
-            return out
 
 
 def payload_digest(signed: Any) -> str:
