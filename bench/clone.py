@@ -8,13 +8,14 @@ nginx on 127.0.0.1 (the shipped config, via tests/nginx.py). In the same run:
   and sha512 and checked, manifests verified and re-signed with new keys).
 
 Throughput ratio = aria2c time / clone time (goal ≥ 0.9); best of --rounds each,
-interleaved. Then the peak RSS of the clone process while cloning one --big-mib tarball
-(goal ≤ 100 MiB), from wait4()'s rusage.
+interleaved. Then one --big-mib tarball: clone vs aria2c with one connection and with
+`-x4 -s4` (4 connections), interleaved, and the peak RSS of the clone process (goal
+≤ 100 MiB), from wait4()'s rusage.
 
 Needs nginx (Debian nginx-light) and aria2c (Debian aria2: `apt-get install aria2`).
 
 Usage: .venv/bin/python bench/clone.py [--mib 1024] [--files 300] [--big-mib 1024]
-       [--rounds 2] [--jobs 4] [--write]
+       [--rounds 3] [--jobs 4] [--write]
 """
 
 from __future__ import annotations
@@ -41,10 +42,17 @@ from nginx import start_nginx, stop_nginx_process  # noqa: E402
 MIB = 1024 * 1024
 
 
-def run_clone(url: str, target: Path, home: Path, jobs: int) -> tuple[float, int]:
-    """Clone ``url`` into ``target``; (seconds, peak RSS in bytes) of the tiup process."""
+def run_clone(url: str, target: Path, home: Path, jobs: int,
+              src: Path | None = None) -> tuple[float, int]:
+    """Clone ``url`` into ``target``; (seconds, peak RSS in bytes) of the tiup process.
+
+    ``src``: run the ``tiup`` package found there instead of the installed one."""
     env = {**os.environ, "TIUP_HOME": str(home), "NO_PROXY": "127.0.0.1"}
-    cmd = [str(REPO / ".venv" / "bin" / "tiup"), "mirror", "clone", str(target), "--full",
+    tiup = [str(REPO / ".venv" / "bin" / "tiup")]
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+        tiup = [str(REPO / ".venv" / "bin" / "python"), "-m", "tiup"]
+    cmd = [*tiup, "mirror", "clone", str(target), "--full",
            "--os", "linux", "--arch", "amd64", "--jobs", str(jobs), "--source", url,
            "--no-progress"]
     start = time.perf_counter()
@@ -58,22 +66,35 @@ def run_clone(url: str, target: Path, home: Path, jobs: int) -> tuple[float, int
     return elapsed, usage.ru_maxrss * 1024
 
 
-def run_aria2c(urls: list[str], dest: Path, jobs: int) -> float:
+def run_aria2c(urls: list[str], dest: Path, jobs: int, split: int = 1) -> float:
+    """aria2c fetching ``urls`` into ``dest`` (then deleted); seconds.
+
+    ``split`` > 1 also splits each file over that many connections (-x/-s)."""
     listing = dest.parent / (dest.name + ".list")
     listing.write_text("\n".join(urls) + "\n")
     dest.mkdir(parents=True)
+    extra = [f"-x{split}", f"-s{split}", "-k1M"] if split > 1 else []
     start = time.perf_counter()
     subprocess.run(["aria2c", "-i", str(listing), "-j", str(jobs), "-d", str(dest),
-                    "--allow-overwrite=true", "--auto-file-renaming=false", "-q"], check=True)
-    return time.perf_counter() - start
+                    "--allow-overwrite=true", "--auto-file-renaming=false", "-q", *extra],
+                   check=True)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(dest)
+    return elapsed
 
 
 def write_section(text: str) -> None:
+    """Replace the "## clone" section of docs/benchmarks.md with ``text``, keeping its
+    hand-written "### " subsections (the history of changes and their effect)."""
     path = REPO / "docs" / "benchmarks.md"
     doc = path.read_text()
     section = "## clone\n\n" + text.strip() + "\n"
-    if "\n## clone\n" in doc:
-        doc = re.sub(r"\n## clone\n.*?(?=\n## |\Z)", "\n" + section, doc, flags=re.S)
+    old = re.search(r"\n## clone\n.*?(?=\n## |\Z)", doc, flags=re.S)
+    if old is not None:
+        kept = old.group(0).find("\n### ")
+        if kept >= 0:
+            section += old.group(0)[kept:].rstrip("\n") + "\n"
+        doc = doc[:old.start()] + "\n" + section + doc[old.end():]
     else:
         doc = doc.rstrip("\n") + "\n\n" + section
     path.write_text(doc)
@@ -86,9 +107,13 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=300, help="number of tarballs")
     ap.add_argument("--big-mib", type=int, default=1024, help="size of the single tarball "
                     "cloned for the memory measurement (0 skips it)")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=4)
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    ap.add_argument("--compare-src", type=Path, metavar="DIR",
+                    help="also time the tiup package in DIR (e.g. an earlier version: "
+                         "`git archive HEAD src | tar -x -C /tmp/old`, DIR=/tmp/old/src) in "
+                         "the same interleaved rounds, as 'before'")
     args = ap.parse_args()
     if not shutil.which("aria2c"):
         print("aria2c not found: apt-get install aria2", file=sys.stderr)
@@ -110,29 +135,48 @@ def main() -> int:
         try:
             urls = [f"{srv.url}/{n}" for n in tarballs]
             ours: list[float] = []
+            before: list[float] = []
             theirs: list[float] = []
             rss: list[int] = []
             for r in range(args.rounds):
                 theirs.append(run_aria2c(urls, work / f"aria-{r}", args.jobs))
-                shutil.rmtree(work / f"aria-{r}")
                 elapsed, peak = run_clone(srv.url, work / f"clone-{r}", work / f"home-{r}",
                                           args.jobs)
                 ours.append(elapsed)
                 rss.append(peak)
                 shutil.rmtree(work / f"clone-{r}")
+                if args.compare_src:
+                    before.append(run_clone(srv.url, work / f"old-{r}", work / f"ohome-{r}",
+                                            args.jobs, args.compare_src)[0])
+                    shutil.rmtree(work / f"old-{r}")
         finally:
             stop_nginx_process(srv.process)
         best_ours, best_theirs = min(ours), min(theirs)
         ratio = best_theirs / best_ours
-        big_rss = None
-        big_time = None
+        big_rss = 0
+        big: list[float] = []
+        big_before: list[float] = []
+        big_one: list[float] = []
+        big_split: list[float] = []
         if args.big_mib:
             shutil.rmtree(mirror)
             build_mirror(mirror, {"big": [args.big_mib * MIB]})
             srv = start_nginx(mirror, work / "nginx-big")
             try:
-                big_time, big_rss = run_clone(srv.url, work / "clone-big", work / "home-big",
-                                              args.jobs)
+                big_urls = [f"{srv.url}/{p.name}" for p in mirror.glob("*.tar.gz")]
+                for r in range(args.rounds):
+                    big_one.append(run_aria2c(big_urls, work / f"baria-{r}", args.jobs))
+                    big_split.append(run_aria2c(big_urls, work / f"bsplit-{r}", args.jobs, 4))
+                    elapsed, peak = run_clone(srv.url, work / f"clone-big-{r}",
+                                              work / f"home-big-{r}", args.jobs)
+                    big.append(elapsed)
+                    big_rss = max(big_rss, peak)
+                    shutil.rmtree(work / f"clone-big-{r}")
+                    if args.compare_src:
+                        big_before.append(run_clone(srv.url, work / f"obig-{r}",
+                                                    work / f"ohome-big-{r}", args.jobs,
+                                                    args.compare_src)[0])
+                        shutil.rmtree(work / f"obig-{r}")
             finally:
                 stop_nginx_process(srv.process)
         lines = [
@@ -141,24 +185,55 @@ def main() -> int:
             f"list -j {args.jobs}` fetching the same tarball URLs from the same server "
             "(unverified), same run, interleaved, best of "
             f"{args.rounds}. The clone also verifies the source's manifests, hashes every "
-            "byte with sha256 and sha512, generates 7 RSA keys and signs its manifests; both "
-            "include process start-up. Goal: ratio ≥ 0.9; peak RSS ≤ 100 MiB.",
+            "byte with sha256 and sha512, fsyncs every file, generates 7 RSA keys and signs "
+            "its manifests; both include process start-up. Goal: ratio ≥ 0.9; peak RSS "
+            "≤ 100 MiB.",
             "",
             "| data | aria2c | tiup mirror clone | ratio (aria2c time / clone time) |",
             "|---|---|---|---|",
             f"| {len(tarballs)} tarballs, {total / MIB:.0f} MiB | {best_theirs:.2f} s "
             f"({total / MIB / best_theirs:.0f} MiB/s) | {best_ours:.2f} s "
             f"({total / MIB / best_ours:.0f} MiB/s) | {ratio:.2f} |",
+        ]
+        if big:
+            b_ours, b_one, b_split = min(big), min(big_one), min(big_split)
+            mib = args.big_mib
+            lines += [
+                f"| 1 tarball, {mib} MiB (aria2c: 1 connection) | {b_one:.2f} s "
+                f"({mib / b_one:.0f} MiB/s) | {b_ours:.2f} s ({mib / b_ours:.0f} MiB/s) | "
+                f"{b_one / b_ours:.2f} |",
+                f"| 1 tarball, {mib} MiB (aria2c `-x4 -s4 -k1M`: 4 connections) | "
+                f"{b_split:.2f} s ({mib / b_split:.0f} MiB/s) | {b_ours:.2f} s | "
+                f"{b_split / b_ours:.2f} |",
+            ]
+        if before:
+            lines.append(f"| {len(tarballs)} tarballs, before (`--compare-src`) | "
+                         f"{best_theirs:.2f} s | {min(before):.2f} s | "
+                         f"{best_theirs / min(before):.2f} |")
+        if big_before:
+            lines.append(f"| 1 tarball, before (`--compare-src`; aria2c: 1 connection) | "
+                         f"{min(big_one):.2f} s | {min(big_before):.2f} s | "
+                         f"{min(big_one) / min(big_before):.2f} |")
+        lines += [
             "",
+            f"- all rounds (s): aria2c {', '.join(f'{t:.2f}' for t in theirs)}; clone "
+            f"{', '.join(f'{t:.2f}' for t in ours)}",
             f"- peak RSS of the clone process ({len(tarballs)} tarballs): "
             f"{max(rss) / MIB:.0f} MiB",
         ]
-        if big_rss is not None and big_time is not None:
-            lines.append(f"- peak RSS cloning one {args.big_mib} MiB tarball: "
-                         f"**{big_rss / MIB:.0f} MiB** ({big_time:.2f} s)")
+        if big:
+            def fmt(ts: list[float]) -> str:
+                return ", ".join(f"{t:.2f}" for t in ts)
+
+            lines += [f"- single tarball rounds (s): aria2c {fmt(big_one)}; aria2c -x4 "
+                      f"{fmt(big_split)}; clone {fmt(big)}",
+                      f"- peak RSS cloning one {args.big_mib} MiB tarball: "
+                      f"**{big_rss / MIB:.0f} MiB**"]
         lines += [f"- mirror generation: {gen:.1f} s", "",
                   "Run: `.venv/bin/python bench/clone.py [--mib 1024] [--files 300] "
-                  "[--big-mib 1024] [--write]` (needs `nginx-light` and `aria2`)."]
+                  "[--big-mib 1024] [--rounds 3] [--compare-src DIR] [--write]` (needs "
+                  "`nginx-light` and `aria2`). The machine is a 2-core VM shared with other "
+                  "work: runs vary by ±30 %; compare rows of the same run only."]
         text = "\n".join(lines)
         print(text)
         if args.write:

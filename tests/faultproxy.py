@@ -2,10 +2,14 @@
 
 Point a client at ``proxy.url`` instead of the server's URL: every connection is forwarded
 to the upstream port; with probability ``drop`` a connection is cut after a random number
-of bytes (``1000..max_bytes``) sent back to the client, mid-headers or mid-body; the first
-``cut_first`` connections are always cut after 1000-4000 bytes. Cuts never fall in the
-first 1000 bytes: a cut inside a response header block is accepted by http.client as a
-complete header with an empty, close-delimited body (a transport issue, reported).
+of bytes (``min_bytes..max_bytes``, default 1..max_bytes) sent back to the client, inside
+the status line, the headers or the body; the first ``cut_first`` connections are always
+cut after ``min_bytes``-4000 bytes. ``cuts`` scripts exact cut points instead: the n-th
+connection is cut after ``cuts[n]`` bytes (``None``: not cut), later ones follow the
+random rule.
+
+A cut inside a response header block is accepted by http.client as a complete header
+with an empty, close-delimited body; the transport must treat that as transient.
 
 Usage::
 
@@ -23,10 +27,13 @@ import threading
 
 class FlakyProxy:
     def __init__(self, upstream_port: int, *, drop: float = 0.3, max_bytes: int = 200_000,
-                 seed: int = 1, cut_first: int = 2):
+                 seed: int = 1, cut_first: int = 2, min_bytes: int = 1,
+                 cuts: list[int | None] | None = None):
         self.upstream_port = upstream_port
         self.drop = drop
         self.max_bytes = max_bytes
+        self.min_bytes = max(1, min_bytes)
+        self.cuts = list(cuts or [])
         self.rng = random.Random(seed)
         #: the first connections are always cut after 1000-4000 bytes (so a test proves something)
         self.cut_first = cut_first
@@ -54,10 +61,13 @@ class FlakyProxy:
                 return
             with self.lock:
                 self.connections += 1
-                if self.connections <= self.cut_first:
-                    limit: int | None = self.rng.randint(1000, 4000)
+                limit: int | None
+                if self.connections <= len(self.cuts):
+                    limit = self.cuts[self.connections - 1]
+                elif self.connections <= self.cut_first:
+                    limit = self.rng.randint(self.min_bytes, max(self.min_bytes, 4000))
                 else:
-                    limit = (self.rng.randint(1000, self.max_bytes)
+                    limit = (self.rng.randint(self.min_bytes, self.max_bytes)
                              if self.rng.random() < self.drop else None)
             threading.Thread(target=self._serve, args=(client, limit), daemon=True).start()
 

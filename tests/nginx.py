@@ -16,6 +16,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -64,11 +65,27 @@ class NginxServer:
     process: subprocess.Popen[bytes]
 
     def access_entries(self) -> list[tuple[int, int, str, str]]:
-        """``(status, body bytes, request line, range header)`` per logged request."""
+        """``(status, body bytes, request line, range header)`` per logged request.
+
+        nginx writes a log line just after the response, so a client can read the
+        log before its own last request appears. A sentinel request is sent first
+        and waited for: nginx's single worker logs in order, so everything before
+        it is in the log once it is (the sentinel lines are left out).
+        """
+        import urllib.error
+        import urllib.request
+        import uuid
+
+        marker = f"/.sync-{uuid.uuid4().hex}"
+        with contextlib.suppress(urllib.error.URLError, OSError):
+            urllib.request.urlopen(self.url + marker, timeout=5)
+        deadline = time.monotonic() + 5
+        while marker not in self.access_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.01)
         out = []
         for line in self.access_log.read_text().splitlines():
             m = re.match(r'^(\d+) (\d+) "([^"]*)" "([^"]*)"$', line)
-            if m:
+            if m and "/.sync-" not in m.group(3):
                 out.append((int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
         return out
 

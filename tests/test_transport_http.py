@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import threading
 import time
 import tracemalloc
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from faultproxy import FlakyProxy
 from servers import Fault, ForwardProxy, StaticServer, make_tls
 from tiup import __version__
 from tiup.errors import FetchError, NotFoundError, SizeLimitError, UsageError
@@ -221,6 +223,141 @@ def test_truncated_manifest_is_retried(server: StaticServer, site: Path) -> None
     with fetcher(server.url) as f:
         assert f.fetch("1.index.json", None) == (site / "1.index.json").read_bytes()
     assert [e.sent for e in server.log] == [50, 190]
+
+
+def _header_block(server: StaticServer, path: str) -> bytes:
+    """The status line and headers the server answers a GET of ``path`` with."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+    return data[:data.index(b"\r\n\r\n") + 4]
+
+
+CUTS = {
+    "in the status line": lambda h: 7,
+    "after the status line": lambda h: h.index(b"\r\n") + 2,
+    "inside Content-Length": lambda h: h.index(b"Content-Length: ") + 17,
+    "before the blank line": lambda h: len(h) - 2,
+    "right after the headers": lambda h: len(h),
+}
+
+
+@pytest.mark.parametrize("where", list(CUTS))
+def test_cut_inside_the_headers_is_retried(server: StaticServer, site: Path,
+                                           where: str) -> None:
+    """http.client takes a header block cut short as complete (an empty, close-delimited
+    body, or a body shorter than Content-Length): that must be retried, never returned."""
+    data = (site / "1.index.json").read_bytes()
+    cut = CUTS[where](_header_block(server, "/1.index.json"))
+    with FlakyProxy(server.port, drop=0, cut_first=0, cuts=[cut]) as proxy, \
+            fetcher(proxy.url, retries=3) as f:
+        assert f.fetch("1.index.json", 10_000) == data
+        assert (proxy.cut, proxy.connections) == (1, 2)
+    big = (site / "big.tar.gz").read_bytes()
+    cut = CUTS[where](_header_block(server, "/big.tar.gz"))
+    with FlakyProxy(server.port, drop=0, cut_first=0, cuts=[cut]) as proxy, \
+            fetcher(proxy.url, retries=3) as f, \
+            f.stream_range("big.tar.gz", BIG) as body:
+        buf = memoryview(bytearray(100_000))
+        got = bytearray()
+        while n := body.readinto(buf):
+            got += buf[:n]
+        assert bytes(got) == big
+        assert (proxy.cut, proxy.connections) == (1, 2)
+
+
+class _RawServer:
+    """Answers every request with the same raw bytes, then closes the connection."""
+
+    def __init__(self, answer: bytes):
+        self.answer = answer
+        self.requests = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.requests += 1
+                conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_empty_body_without_length_or_chunking_is_transient() -> None:
+    srv = _RawServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+    try:
+        with fetcher(srv.url, retries=3) as f, pytest.raises(FetchError) as err:
+            f.fetch("timestamp.json", 1024)
+        assert "connection closed before the body" in str(err.value)
+        assert "gave up after 3 attempts" in str(err.value)
+        assert srv.requests == 3
+    finally:
+        srv.close()
+
+
+def test_close_delimited_body_is_accepted() -> None:
+    srv = _RawServer(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"signed\": 1}")
+    try:
+        with fetcher(srv.url, retries=3) as f:
+            assert f.fetch("timestamp.json", 1024) == b'{"signed": 1}'
+            with f.stream_range("timestamp.json", 1024) as body:
+                buf = memoryview(bytearray(4))
+                got = bytearray()
+                while n := body.readinto(buf):
+                    got += buf[:n]
+            assert bytes(got) == b'{"signed": 1}'
+        assert srv.requests == 2
+    finally:
+        srv.close()
+
+
+def test_short_body_is_transient_in_readinto(server: StaticServer) -> None:
+    server.add_fault("/big.tar.gz", Fault(drop_after=300_000))
+    with fetcher(server.url) as f, pytest.raises(TransientError), \
+            f.stream_range("big.tar.gz", None) as body:
+        buf = memoryview(bytearray(1 << 20))
+        while body.readinto(buf):
+            pass
+
+
+def test_readinto_returns_what_has_arrived(server: StaticServer, site: Path) -> None:
+    """A stalled server's bytes reach the caller (no wait for a full buffer)."""
+    server.add_fault("/big.tar.gz", Fault(stall_after=5000))
+    with fetcher(server.url, read_timeout=0.5) as f, \
+            f.stream_range("big.tar.gz", None) as body:
+        buf = memoryview(bytearray(1 << 20))
+        got = 0
+        with pytest.raises(TransientError):
+            while n := body.readinto(buf):
+                assert bytes(buf[:n]) == (site / "big.tar.gz").read_bytes()[got:got + n]
+                got += n
+        assert got == 5000
+
+
+def test_readinto_bodies_leave_the_connection_reusable(server: StaticServer,
+                                                       site: Path) -> None:
+    data = (site / "big.tar.gz").read_bytes()
+    with fetcher(server.url) as f:
+        for offset in (0, 1000, BIG - 10):
+            with f.stream_range("big.tar.gz", BIG, offset) as body:
+                buf = memoryview(bytearray(256 * 1024))
+                got = bytearray()
+                while n := body.readinto(buf):
+                    got += buf[:n]
+            assert bytes(got) == data[offset:]
+        assert f.fetch("timestamp.json", 1024) == b'{"signed": "ts"}'
+    assert server.connections == 1
 
 
 def test_connection_refused_is_retried_then_fails() -> None:
@@ -533,6 +670,18 @@ def test_https_with_ca_bundle(tls_server, monkeypatch: pytest.MonkeyPatch) -> No
             assert f.fetch("timestamp.json", 1024) == b'{"signed": "ts"}'
         monkeypatch.delenv(var)
     assert len(srv.log) == 3
+
+
+def test_https_readinto(tls_server, site: Path) -> None:  # type: ignore[no-untyped-def]
+    srv, files = tls_server
+    data = (site / "big.tar.gz").read_bytes()
+    with fetcher(srv.url, ca_bundle=str(files.ca)) as f, \
+            f.stream_range("big.tar.gz", BIG, 5) as body:
+        buf = memoryview(bytearray(256 * 1024))
+        got = bytearray()
+        while n := body.readinto(buf):
+            got += buf[:n]
+    assert bytes(got) == data[5:]
 
 
 def test_https_untrusted_fails_clearly_without_retry(tls_server,  # type: ignore[no-untyped-def]

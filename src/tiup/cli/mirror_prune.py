@@ -1,4 +1,4 @@
-"""``tiup mirror prune``: remove old or yanked versions from a local mirror."""
+"""``tiup mirror prune``: yank old versions and delete tarballs nothing live needs."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from tiup.cli.mirror_common import keyring, mirror_dir, open_store, report_commi
 @click.command("prune", short_help="Remove old or yanked versions from a local mirror")
 @click.argument("directory", required=False, metavar="[DIR]")
 @click.option("--keep", type=click.IntRange(0), metavar="N",
-              help="Keep the newest N versions per platform (never the latest stable or the "
-                   "nightly).")
+              help="Yank all but the newest N versions per platform (never the latest stable "
+                   "or the nightly), then delete their tarballs.")
 @click.option("--older-than", "--before", "before", metavar="DATE",
-              help="Prune versions released before DATE (RFC 3339 or YYYY-MM-DD).")
-@click.option("--yanked", is_flag=True, help="Prune yanked versions and yanked components.")
+              help="Yank versions released before DATE (RFC 3339 or YYYY-MM-DD), then delete "
+                   "their tarballs.")
+@click.option("--yanked", is_flag=True,
+              help="Delete the tarballs of yanked versions (no key needed) and of yanked "
+                   "components (their versions are yanked first: owner key needed).")
 @click.option("--superseded", is_flag=True,
               help="Delete versioned manifests older than the current ones (never roots).")
 @click.option("--orphans", is_flag=True, help="Delete tarballs no manifest references.")
@@ -37,11 +40,15 @@ def prune(ctx: click.Context, directory: str | None, keep: int | None, before: s
           yanked: bool, superseded: bool, orphans: bool, commits: bool, grace: float,
           components: tuple[str, ...], key_files: tuple[str, ...], dry_run: bool, yes: bool,
           key_dir: str | None, lock_timeout: float) -> int:
-    """Remove old or yanked versions (manifest entries and tarballs) from a local mirror.
+    """Yank old versions of a local mirror and delete the tarballs nothing live needs.
 
-    The new manifests are committed first (a normal signed update), then the
-    tarballs nothing references any more are deleted. Without a selection flag:
-    --yanked --superseded. Ends with the checks of `tiup mirror verify --no-tarballs`.
+    Versions chosen by --keep/--older-than are first yanked in new component
+    manifests signed with their owner's key (-k) and committed (a normal signed
+    update); then the tarballs no live version references are deleted. --yanked
+    deletes tarballs of versions already yanked (no manifest change, no key) and
+    of yanked components (their versions are yanked first, with the owner key).
+    Without a selection flag: --yanked --superseded. Ends with the checks of
+    `tiup mirror verify --no-tarballs`.
 
     \b
     Examples:
@@ -78,8 +85,10 @@ def prune(ctx: click.Context, directory: str | None, keep: int | None, before: s
             raise UsageError(f"unknown component {', '.join(unknown)} in {mirror}")
         plan = plan_prune(store, opts)
         for cid, entries in sorted(plan.versions.items()):
+            yanks = plan.yanks.get(cid, set())
             for plat, ver, reason in entries:
-                output.out(f"{'would prune' if dry_run else 'prune'} {cid} {ver} {plat} "
+                verb = "yank" if (plat, ver) in yanks else "prune"
+                output.out(f"{'would ' + verb if dry_run else verb} {cid} {ver} {plat} "
                            f"({reason})")
         for name, size, reason in plan.files:
             output.out(f"{'would delete' if dry_run else 'delete'} {name} ({size} bytes; "

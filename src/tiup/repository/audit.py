@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from tiup.client import trust
@@ -437,7 +437,10 @@ class _Audit:
                 self.error(name, f"{name} has version {comp.version}, but snapshot.json names "
                                  f"{meta.version}")
             self.expiry(comp, name)
-            items.extend(self.version_items(comp_id, comp, name))
+            found = self.version_items(comp_id, comp, name)
+            if entry.yanked:  # a yanked component's versions are all withdrawn
+                found = ((where, replace(item, yanked=True)) for where, item in found)
+            items.extend(found)
         return items
 
     def version_items(self, comp_id: str, comp: Component, name: str

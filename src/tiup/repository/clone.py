@@ -18,17 +18,19 @@ version ``max(previous + 1, source version)``.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from tiup.client.profile import normalise_address
 from tiup.client.updater import Updater
-from tiup.errors import RepositoryError, TiupError, UsageError
+from tiup.errors import FetchError, NotFoundError, RepositoryError, TiupError, UsageError
 from tiup.fsutil import atomic_write
 from tiup.manifest import versions as V
 from tiup.manifest.models import Component, Index, VersionItem
 from tiup.repository.clone_fetch import (
+    WORK_DIR,
     DownloadPool,
     FetchResult,
     FileJob,
@@ -49,8 +51,11 @@ from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.state import MirrorState, read_state
 from tiup.repository.store import IndexFlags, Store, sign
+from tiup.transport.base import Fetcher
 
 LOCAL_INSTALL = "local_install.sh"
+#: the source's bootstrap tarball (unverified fallback) may be at most this large
+BOOTSTRAP_CAP = 512 * 1024 * 1024
 
 
 @dataclass
@@ -174,6 +179,13 @@ def _clone_locked(updater: Updater, index: Index, target: Path, opts: CloneOptio
                 report.failed.append((item.url, f"unsafe tarball url in {plan.comp_id} {ver}"))
                 continue
             wanted[name] = FileJob(name, item.length, item.sha256, item.sha512)
+    ring: KeyRing | None = reusable_keyring(prev, target / "keys") if prev else None
+    fresh = ring is None
+    # New keys (7 RSA-2048 keys, ≈0.4 s of CPU that releases the GIL) are generated
+    # while the tarballs download.
+    keygen = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clone-keygen")
+    new_keys = keygen.submit(CloneKeys.generate) if fresh else None
+    keygen.shutdown(wait=False)
     fetcher = updater.fetcher.inner
     pool = DownloadPool(fetcher, target, jobs=jobs, progress=progress)
     fetched = pool.run(wanted.values())
@@ -183,14 +195,12 @@ def _clone_locked(updater: Updater, index: Index, target: Path, opts: CloneOptio
     report.resumed = len(fetched.resumed)
     report.failed.extend(sorted(fetched.failed.values()))
 
-    ring: KeyRing | None = reusable_keyring(prev, target / "keys") if prev else None
-    fresh = ring is None
-    if fresh:
+    if new_keys is not None:
         if prev is not None:
             report.warnings.append(
                 f"{target} holds a mirror whose keys are not all in {target / 'keys'}: it is "
                 "signed anew with new keys; clients must run `tiup mirror set` again")
-        keys = CloneKeys.generate()
+        keys = new_keys.result()
         report.key_files = keys.save(target / "keys")
         report.written += write_new_mirror(target, keys, now)
         ring = keys.keyring()
@@ -202,9 +212,11 @@ def _clone_locked(updater: Updater, index: Index, target: Path, opts: CloneOptio
     with store:
         store.verified.update(fetched.verified)
         changed = _write_components(store, plans, fetched, ring, report)
-        changed |= _bootstrap(store, plans, fetched, opts, report)
+        changed |= _bootstrap(store, plans, fetched, opts, report, fetcher)
         if changed or fresh:
             report.written += store.commit()
+    for path in (target / WORK_DIR).glob("tiup-*.tar.gz*"):  # unverified bootstrap copies
+        path.unlink(missing_ok=True)
     _write_local_install(target)
     if not fetched.failed:
         remove_work_dir(target)
@@ -360,33 +372,58 @@ def _write_components(store: Store, plans: list[_Plan], fetched: FetchResult, ri
 
 
 def _bootstrap(store: Store, plans: list[_Plan], fetched: FetchResult, opts: CloneOptions,
-               report: CloneReport) -> bool:
-    """``tiup-<os>-<arch>.tar.gz``: a copy of the newest stable cloned ``tiup`` per platform."""
+               report: CloneReport, fetcher: Fetcher) -> bool:
+    """``tiup-<os>-<arch>.tar.gz`` per selected platform (``behavior.md`` §12.6).
+
+    A copy of the verified tarball of the newest stable ``tiup`` cloned for that
+    platform; only if none was cloned, the source's own bootstrap file, downloaded
+    unverified (with a warning); a source without it is skipped (a note).
+    """
     plan = next((p for p in plans if p.comp_id == "tiup"), None)
-    comp = store.component("tiup")
-    if plan is None or comp is None:
-        return False
+    comp = store.component("tiup") if plan is not None else None
     changed = False
     for plat in opts.platforms:
-        vs = {v: it for v, it in comp.platforms.get(plat, {}).items() if not it.yanked}
-        latest = V.latest_stable(vs)
-        if latest is None:
-            continue
-        name = safe_tarball_name(vs[latest].url)
-        if name is None or name not in fetched.verified:
-            continue
         boot = f"tiup-{plat.replace('/', '-')}.tar.gz"
         dest = store.directory / boot
-        info = fetched.verified[name]
+        vs = {v: it for v, it in comp.platforms.get(plat, {}).items()
+              if not it.yanked} if comp is not None else {}
+        latest = V.latest_stable(vs)
+        name = safe_tarball_name(vs[latest].url) if latest is not None else None
+        if name is not None and name in fetched.verified:
+            source = store.directory / name
+        else:
+            downloaded = _download_bootstrap(fetcher, boot, store.directory, report)
+            if downloaded is None:
+                continue
+            source = downloaded
+            report.warnings.append(
+                f"{boot} is the source's own file, downloaded without verification: no "
+                f"verified `tiup` component was cloned for {plat} (clone `--tiup latest` to "
+                "get a verified copy)")
         try:
-            same = dest.stat().st_size == info.length and _same_file(dest, store.directory / name)
+            same = dest.stat().st_size == source.stat().st_size and _same_file(dest, source)
         except OSError:
             same = False
         if not same:
-            store.stage_tarball(boot, store.directory / name)
+            store.stage_tarball(boot, source)
             changed = True
         report.bootstrap.append(boot)
     return changed
+
+
+def _download_bootstrap(fetcher: Fetcher, boot: str, target: Path,
+                        report: CloneReport) -> Path | None:
+    """The source's ``boot`` file in the clone's work directory, or None (noted)."""
+    path = target / WORK_DIR / boot
+    try:
+        fetcher.download(boot, path, expected_length=BOOTSTRAP_CAP)
+    except NotFoundError:
+        report.notes.append(f"TiUP doesn't have {boot[5:-7].replace('-', '/')}, skipped")
+        return None
+    except FetchError as exc:
+        report.failed.append((fetcher.location(boot), exc.message))
+        return None
+    return path
 
 
 def _same_file(a: Path, b: Path) -> bool:

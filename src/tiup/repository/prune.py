@@ -1,15 +1,20 @@
 """``tiup mirror prune``: remove old or yanked versions from a local mirror, safely (#1498).
 
-The change is a normal signed update (``behavior.md`` §12.12): first the
-component manifests without the pruned versions are committed through the
-store (snapshot and timestamp last), and only then are the tarballs that no
-manifest references any more deleted, so a client never sees a manifest that
-names a missing file. The nightly pointer's version and each platform's latest
-stable version are never pruned.
+The change is a normal signed update (``behavior.md`` §12.12): versions chosen by
+``--keep``/``--before`` are first *yanked* in new component manifests, signed by
+their owners and committed through the store (snapshot and timestamp last); only
+then are the tarballs that no live (non-yanked) version references any more
+deleted, so a client never sees a live version whose file is missing. ``--yanked``
+deletes the tarballs of versions that are already yanked: no manifest changes,
+so no owner key is needed; the versions of a yanked component are marked yanked
+too (a signed update, with the owner key) before their tarballs go, so that every
+missing tarball belongs to a yanked version. The nightly pointer's version and
+each platform's latest stable version are never chosen by ``--keep``/``--before``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,11 +47,13 @@ class PruneOptions:
 
 @dataclass
 class PrunePlan:
-    #: component → [(platform, version, reason)] removed from its manifest
+    #: component → [(platform, version, reason)] whose tarballs go (yanked first if live)
     versions: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    #: component → {(platform, version)} yanked by this prune (a subset of ``versions``)
+    yanks: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     #: (file name relative to the mirror, size, reason) deleted after the commit
     files: list[tuple[str, int, str]] = field(default_factory=list)
-    #: the new manifests to commit
+    #: the new manifests to commit (the chosen versions marked yanked)
     manifests: dict[str, Component] = field(default_factory=dict)
 
     @property
@@ -82,8 +89,8 @@ def _choose(comp: Component, plat: str, opts: PruneOptions, yanked_component: bo
     if opts.yanked:
         for ver, item in items.items():
             if item.yanked or yanked_component:
-                chosen[ver] = "yanked"
-    if opts.keep is None and opts.before is None:
+                chosen[ver] = "yanked" if item.yanked else "component yanked"
+    if (opts.keep is None and opts.before is None) or yanked_component:
         return chosen
     live = {v: i for v, i in items.items() if not i.yanked}
     protected = {comp.nightly, V.latest_stable(live)}
@@ -102,7 +109,7 @@ def _choose(comp: Component, plat: str, opts: PruneOptions, yanked_component: bo
 
 
 def plan_prune(store: Store, opts: PruneOptions) -> PrunePlan:
-    """What to remove (nothing is changed).
+    """What to yank and delete (nothing is changed).
 
     Raises:
         RepositoryError: a component manifest of the mirror cannot be read.
@@ -110,36 +117,43 @@ def plan_prune(store: Store, opts: PruneOptions) -> PrunePlan:
     plan = PrunePlan()
     index = store.index
     wanted = set(opts.components) or set(index.components)
-    referenced: set[str] = set()
-    dropped: set[str] = set()
+    live: set[str] = set()        # tarballs of live versions once the prune is committed
+    referenced: set[str] = set()  # tarballs any manifest entry names (yanked ones too)
+    chosen: list[tuple[str, str, str, str, str]] = []  # cid, plat, ver, reason, file
     for cid in sorted(index.components):
         comp = store.component(cid)
         if comp is None:
             continue
+        comp_yanked = index.components[cid].yanked
         new = clone_component(comp)
         if cid in wanted:
             for plat in sorted(comp.platforms):
-                for ver, reason in sorted(_choose(comp, plat, opts,
-                                                  index.components[cid].yanked).items()):
-                    plan.versions.setdefault(cid, []).append((plat, ver, reason))
-                    dropped.add(comp.platforms[plat][ver].url.lstrip("/"))
-                    del new.platforms[plat][ver]
-                if not new.platforms[plat]:
-                    del new.platforms[plat]
-            if cid in plan.versions:
+                for ver, reason in sorted(_choose(comp, plat, opts, comp_yanked).items()):
+                    item = comp.platforms[plat][ver]
+                    chosen.append((cid, plat, ver, reason, item.url.lstrip("/")))
+                    if not item.yanked:  # a live version, or one of a yanked component
+                        new.platforms[plat][ver] = dataclasses.replace(item, yanked=True)
+                        plan.yanks.setdefault(cid, set()).add((plat, ver))
+            if cid in plan.yanks:
                 plan.manifests[cid] = new
         for _p, _v, item in new.items():
             referenced.add(item.url.lstrip("/"))
+            if not item.yanked and not comp_yanked:
+                live.add(item.url.lstrip("/"))
     directory = store.directory
-    for name in sorted(dropped - referenced):
+    going: set[str] = set()
+    for cid, plat, ver, reason, name in chosen:
         path = directory / name
-        if path.is_file():
-            plan.files.append((name, _size(path), "tarball of a pruned version"))
-    listed = {n for n, _s, _r in plan.files}
+        deleted = name not in live and (name in going or path.is_file())
+        if deleted and name not in going:
+            going.add(name)
+            plan.files.append((name, _size(path), f"tarball of a pruned version ({reason})"))
+        if deleted or (plat, ver) in plan.yanks.get(cid, set()):
+            plan.versions.setdefault(cid, []).append((plat, ver, reason))
     if opts.orphans:
         for path in sorted(directory.glob("*.tar.gz")):
             name = path.name
-            if name in referenced or name in listed or _BOOTSTRAP.fullmatch(name):
+            if name in referenced or name in going or _BOOTSTRAP.fullmatch(name):
                 continue
             plan.files.append((name, _size(path), "orphan: no manifest references it"))
     if opts.superseded:
@@ -173,7 +187,8 @@ def _superseded(store: Store, grace_days: float) -> list[tuple[str, int, str]]:
 
 
 def stage_prune(store: Store, ring: KeyRing, plan: PrunePlan) -> None:
-    """Stage the new manifests (signed by each owner); the caller commits.
+    """Stage the new manifests (the chosen versions yanked; signed by each owner); the
+    caller commits.
 
     Raises:
         MissingKeyError: an owner's keys are not available.
@@ -182,8 +197,6 @@ def stage_prune(store: Store, ring: KeyRing, plan: PrunePlan) -> None:
         item = store.index.components[cid]
         comp.version = store.next_component_version(cid)
         renew(comp, store.now, store.lifetimes.component, bump=False)
-        if comp.nightly and not any(comp.nightly in vs for vs in comp.platforms.values()):
-            comp.nightly = ""
         store.publish_component(sign(comp, owner_signers(store, item.owner, ring)))
 
 

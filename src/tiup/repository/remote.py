@@ -16,6 +16,7 @@ conflict or a transient failure: up to 10 attempts, backoff 2 s doubling to
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from typing import TypeVar
 from tiup.client.profile import Profile
 from tiup.client.remote import APIClient
 from tiup.client.updater import Updater
-from tiup.errors import ConflictError, FetchError, TiupError, VerificationError
+from tiup.errors import ConflictError, FetchError, IntegrityError, TiupError
 from tiup.manifest.envelope import Envelope, envelope_bytes, parse_envelope
 from tiup.manifest.models import Component, Index, Root
 from tiup.manifest.names import versioned_url
@@ -155,7 +156,9 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
     def delay(self, failures: int) -> float:
-        return float(min(self.base * 2 ** (failures - 1), self.cap))
+        """Backoff with ±20 % jitter, so racing publishers do not retry in lockstep."""
+        wait = min(self.base * 2 ** (failures - 1), self.cap)
+        return float(wait * random.uniform(0.8, 1.2))
 
 
 def retryable(exc: TiupError) -> bool:
@@ -163,8 +166,8 @@ def retryable(exc: TiupError) -> bool:
     if isinstance(exc, ConflictError | TransientError):
         return True
     # A snapshot that changed between our timestamp and snapshot reads (a publish
-    # landed meanwhile) fails its hash check: fetching again fixes it.
-    return isinstance(exc, VerificationError) and "hash" in exc.message.lower()
+    # landed meanwhile) fails its hash or length check: fetching again fixes it.
+    return isinstance(exc, IntegrityError)
 
 
 def with_retries(attempt: Callable[[int], T], policy: RetryPolicy,

@@ -62,8 +62,11 @@ class Chunks(Iterator[bytes]):
     """
 
     def __init__(self, chunks: Iterator[bytes], *, start: int, requested: int,
-                 size: int | None = None, validator: str | None = None):
+                 size: int | None = None, validator: str | None = None,
+                 reader: Callable[[memoryview], int] | None = None):
         self._chunks = chunks
+        self._reader = reader
+        self._pending = memoryview(b"")
         self.start = start
         self.requested = requested
         self.size = size
@@ -75,7 +78,32 @@ class Chunks(Iterator[bytes]):
         return self.requested > 0 and self.start == 0
 
     def __next__(self) -> bytes:
+        if self._pending:
+            block, self._pending = bytes(self._pending), memoryview(b"")
+            return block
         return next(self._chunks)
+
+    def readinto(self, buf: memoryview) -> int:
+        """Read the next bytes into ``buf`` (as many as are ready, up to ``len(buf)``).
+
+        Returns the number of bytes read; 0 only at the end of the body. Transports that
+        can read into the caller's buffer directly (HTTP) skip a copy and an allocation
+        per chunk; the others are served from the chunk iterator. Do not mix with
+        iterating the same body except through this class.
+
+        Raises:
+            The errors of iterating the body (:class:`FetchError` and subclasses).
+        """
+        if self._reader is not None and not self._pending:
+            return self._reader(buf)
+        if not self._pending:
+            self._pending = memoryview(next(self._chunks, b""))
+            if not self._pending:
+                return 0
+        n = min(len(buf), len(self._pending))
+        buf[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 class Fetcher(ABC):
@@ -308,8 +336,11 @@ class PartFile:
         finally:
             writer.close()
 
-    def finish(self, dest: Path) -> None:
+    def finish(self, dest: Path, *, sync_dir: bool = True) -> None:
         """fsync the part and rename it to ``dest``; drop the sidecar.
+
+        With ``sync_dir=False`` the caller fsyncs ``dest``'s directory itself (once for
+        many files) before anything refers to ``dest``.
 
         Raises:
             FetchError: the file could not be synced or renamed.
@@ -328,7 +359,8 @@ class PartFile:
             raise FetchError(f"cannot move {self.path} to {dest}: {exc}", file=str(dest)) from exc
         with contextlib.suppress(FileNotFoundError):
             self.meta_path.unlink()
-        fsync_dir(dest.parent)
+        if sync_dir:
+            fsync_dir(dest.parent)
 
 
 class _Writer:
@@ -338,7 +370,7 @@ class _Writer:
         self.fd: int | None = fd
         self.path = path
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         assert self.fd is not None
         view = memoryview(data)
         try:

@@ -11,6 +11,11 @@ Behaviour (``behavior.md`` §12.5, ``format.md`` §11/§12.8):
   bodies, 408/425/429/500/502/503/504; backoff 0.5 s × 2ⁿ capped at 8 s with ±20 %
   jitter, or ``Retry-After`` up to 60 s. 404 → :class:`NotFoundError`; other 4xx and
   TLS verification failures are not retried.
+- A connection closed before the first body byte (cut inside or right after the
+  headers, which http.client may parse as a complete response), a body shorter than
+  its ``Content-Length`` and an empty body without ``Content-Length`` or chunked
+  encoding are transient: retried (a whole fetch), or :class:`TransientError` from a
+  stream whose body already started.
 - Every read is capped: a ``Content-Length`` over the cap fails before the body is
   read, a body (chunked, endless) fails as soon as it passes the cap.
 - ``timestamp.json`` and ``tiup-*`` are requested with ``Cache-Control: no-cache``.
@@ -23,6 +28,8 @@ Every urllib3, ssl and socket exception is translated into :mod:`tiup.errors` he
 
 from __future__ import annotations
 
+import http.client
+import io
 import os
 import random
 import socket
@@ -53,17 +60,20 @@ from tiup.errors import FetchError, NotFoundError, SizeLimitError
 from tiup.transport.base import Chunks, Fetcher, TransientError
 from tiup.transport.httputil import (
     NETWORK_ERRORS,
+    Framing,
     ca_bundle_from_env,
     cert_detail,
     content_range,
     env_attempts,
     env_seconds,
     finish_response,
+    gathering_read,
     int_header,
     is_cert_error,
     proxy_for,
     reason_text,
     retry_after_seconds,
+    too_large,
     validator_of,
 )
 
@@ -303,9 +313,29 @@ class HTTPFetcher(Fetcher):
             raise SizeLimitError(
                 f"download from {url} failed, resp size {size} exceeds maximum size {max_size}",
                 file=url, hint="the mirror serves a file larger than its manifest allows")
-        body = self._body(resp, url, max_size, start)
+        framing = Framing(resp)
+        if not framing.chunked and (framing.length is None or framing.length > 0):
+            self._first_byte(resp, url)
+        body = self._body(resp, url, max_size, start, framing)
         return resp, Chunks(body, start=start, requested=offset, size=size,
-                            validator=validator_of(resp))
+                            validator=validator_of(resp),
+                            reader=self._reader(resp, url, max_size, start, framing))
+
+    def _first_byte(self, resp: BaseHTTPResponse, url: str) -> None:
+        """Wait for the body's first byte: a connection cut in or right after the headers
+        shows here, while the request can still be retried as a whole."""
+        buffered = getattr(getattr(resp, "_fp", None), "fp", None)
+        if not isinstance(buffered, io.BufferedReader):
+            return
+        try:
+            ready = buffered.peek(1)
+        except NETWORK_ERRORS as exc:
+            finish_response(resp)
+            raise self._translate(exc, url) from exc
+        if not ready:
+            finish_response(resp)
+            raise TransientError(f"download from {url} failed: connection closed before the "
+                                 "body (cut in or right after the headers)", file=url)
 
     def _restart(self, resp: BaseHTTPResponse, url: str,
                  headers: dict[str, str]) -> BaseHTTPResponse:
@@ -334,7 +364,7 @@ class HTTPFetcher(Fetcher):
                          hint="check the mirror address and the server's access rules")
 
     def _body(self, resp: BaseHTTPResponse, url: str, max_size: int | None,
-              start: int) -> Iterator[bytes]:
+              start: int, framing: Framing) -> Iterator[bytes]:
         total = start
         while True:
             try:
@@ -342,14 +372,43 @@ class HTTPFetcher(Fetcher):
             except NETWORK_ERRORS as exc:
                 raise self._translate(exc, url) from exc
             if not block:
+                framing.check_end(url)
                 return
             total += len(block)
+            framing.received += len(block)
             if max_size is not None and total > max_size:
-                raise SizeLimitError(
-                    f"download from {url} failed: more than {max_size} bytes received "
-                    f"(maximum size {max_size})", file=url,
-                    hint="the mirror serves a file larger than its manifest allows")
+                raise too_large(url, max_size)
             yield block
+
+    def _reader(self, resp: BaseHTTPResponse, url: str, max_size: int | None, start: int,
+                framing: Framing) -> Callable[[memoryview], int] | None:
+        """``readinto`` straight from the connection into the caller's buffer (no bytes
+        object per chunk, no copy), with the checks of :meth:`_body`; None if the
+        response is not a plain http.client one."""
+        fp = getattr(resp, "_fp", None)
+        if not isinstance(fp, http.client.HTTPResponse) or not isinstance(
+                fp.fp, io.BufferedReader) or resp.headers.get(
+                "Content-Encoding", "identity").lower() not in ("", "identity"):
+            return None
+        raw_read = gathering_read(fp, fp.fp, getattr(resp.connection, "sock", None))
+        total = start
+
+        def readinto(buf: memoryview) -> int:
+            nonlocal total
+            try:
+                n = raw_read(buf)
+            except NETWORK_ERRORS as exc:
+                raise self._translate(exc, url) from exc
+            if not n:
+                framing.check_end(url)
+                return 0
+            total += n
+            framing.received += n
+            if max_size is not None and total > max_size:
+                raise too_large(url, max_size)
+            return n
+
+        return readinto
 
     def _translate(self, exc: BaseException, url: str) -> FetchError:
         """The tiup error for a urllib3/ssl/socket exception (TransientError if retryable)."""

@@ -1,21 +1,25 @@
-"""Helpers of the HTTP transport: environment settings, proxy choice, response details."""
+"""Helpers of the HTTP transport: environment settings, proxy choice, response details,
+body framing checks and the copy-free ``readinto`` of a body."""
 
 from __future__ import annotations
 
 import email.utils
 import http.client
+import io
 import os
+import select
 import ssl
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 
-from tiup.errors import UsageError
+from tiup.errors import SizeLimitError, UsageError
+from tiup.transport.base import TransientError
 
 DEFAULT_ATTEMPTS = 5
 NETWORK_ERRORS = (HTTPError, OSError, http.client.HTTPException)
@@ -172,3 +176,102 @@ def reason_text(exc: BaseException) -> str:
     while text.startswith("<") and ">: " in text:
         text = text.split(">: ", 1)[1]
     return text
+
+
+#: reads at least this large go from the socket straight into the caller's buffer
+DIRECT_READ = 64 * 1024
+
+
+def gathering_read(fp: http.client.HTTPResponse, buffered: io.BufferedReader,
+                    sock: object) -> Callable[[memoryview], int]:
+    """A ``readinto`` of the body that returns what has arrived (it never waits for a
+    full buffer, so a stalled server still leaves its bytes with the caller), taking
+    every byte already waiting in one call (TLS hands out 16 KiB records one at a
+    time; one call per record would cost a Python round per 16 KiB)."""
+    if fp.chunked:
+        return fp.readinto  # rare for files: http.client decodes it (filling the buffer)
+    fileno = getattr(sock, "fileno", None)
+    pending = getattr(sock, "pending", None)
+    poller = select.poll() if hasattr(select, "poll") else None
+    if poller is not None and callable(fileno):
+        try:
+            poller.register(fileno(), select.POLLIN)
+        except (OSError, ValueError, TypeError):
+            poller = None
+    else:
+        poller = None
+
+    def ready() -> bool:
+        if callable(pending) and pending():
+            return True
+        return poller is not None and bool(poller.poll(0))
+
+    drained = False
+
+    def pull(view: memoryview) -> int:
+        # BufferedReader.readinto1 copies what it holds and then may still block on the
+        # socket (a stalled server would keep those bytes from us): take the bytes it
+        # holds with read1 first (which never reads more when it holds any), then read
+        # the socket straight into the caller's buffer.
+        nonlocal drained
+        if drained and len(view) > DIRECT_READ:
+            return buffered.readinto1(view)
+        data = buffered.read1(len(view))
+        view[:len(data)] = data
+        drained = len(data) < len(view)
+        return len(data)
+
+    def readinto(buf: memoryview) -> int:
+        if fp.fp is None:  # the body ended: http.client let go of the connection
+            return 0
+        want = len(buf) if fp.length is None else min(len(buf), fp.length)
+        n = pull(buf[:want]) if want else 0
+        while 0 < n < want and ready():
+            more = pull(buf[n:want])
+            if not more:
+                break
+            n += more
+        if fp.length is not None:
+            fp.length -= n
+        if not n or fp.length == 0:
+            fp.close()  # as http.client does at the end: the connection can be reused
+        return n
+
+    return readinto
+
+
+def too_large(url: str, max_size: int) -> SizeLimitError:
+    return SizeLimitError(
+        f"download from {url} failed: more than {max_size} bytes received "
+        f"(maximum size {max_size})", file=url,
+        hint="the mirror serves a file larger than its manifest allows")
+
+
+class Framing:
+    """How a response delimits its body, and the checks made when the body ends.
+
+    A connection cut inside (or right after) the header block can look to http.client
+    like a complete response: headers cut short (no ``Content-Length``, not chunked)
+    and an empty body delimited by the close. So a body shorter than ``Content-Length``
+    is transient, and so is an *empty* body without ``Content-Length`` or chunked
+    encoding (no mirror file is empty); a non-empty close-delimited body is taken as
+    it is (its hashes are checked by the caller).
+    """
+
+    def __init__(self, resp: BaseHTTPResponse):
+        self.length = int_header(resp, "Content-Length")
+        encoding = str(resp.headers.get("Transfer-Encoding", "")).lower()
+        self.chunked = "chunked" in encoding
+        self.received = 0
+
+    def check_end(self, url: str) -> None:
+        """The body ended: raise :class:`TransientError` if it cannot be complete."""
+        if self.chunked:
+            return
+        if self.length is not None and self.received < self.length:
+            raise TransientError(f"download from {url} failed: connection closed after "
+                                 f"{self.received} of {self.length} bytes", file=url)
+        if self.length is None and self.received == 0:
+            raise TransientError(
+                f"download from {url} failed: empty response without Content-Length or "
+                "chunked encoding (connection cut in the headers?)", file=url)
