@@ -405,3 +405,26 @@ def test_rotate(tiup, mirror: Path, tmp_path: Path) -> None:
     r = tiup(*repo, "rotate", env=ENV)
     assert r.returncode == 1 and "root needs 2 signature(s)" in r.stderr
     assert_valid(mirror)
+
+
+def test_sync_script_gets_the_committed_files(tiup, mirror: Path, tmp_path: Path) -> None:
+    """TIUP_MIRROR_SYNC_SCRIPT runs after the commit with a directory of the changed files."""
+    seen = tmp_path / "seen.txt"
+    script = tmp_path / "sync.sh"
+    script.write_text(f'#!/bin/sh\nls "$1" > {seen}\n')
+    script.chmod(0o755)
+    tb = make_tarball(tmp_path / "t.tar.gz")
+    r = tiup("mirror", "--repo", str(mirror), "publish", "hello", "v0.0.1", str(tb), "hello",
+             *PLAT, env={**ENV, "TIUP_MIRROR_SYNC_SCRIPT": str(script)})
+    assert r.returncode == 0, r.stderr
+    names = seen.read_text().split()
+    assert "hello-v0.0.1-linux-amd64.tar.gz" in names and "1.hello.json" in names
+    assert "snapshot.json" in names and "timestamp.json" in names
+    # a failing script fails the command, but the commit stands
+    script.write_text("#!/bin/sh\nexit 3\n")
+    r = tiup("mirror", "--repo", str(mirror), "publish", "hello", "v0.0.2", str(tb), "hello",
+             *PLAT, env={**ENV, "TIUP_MIRROR_SYNC_SCRIPT": str(script)})
+    assert r.returncode == 1
+    assert "changes committed, but sync script failed" in r.stderr and "status 3" in r.stderr
+    assert "v0.0.2" in manifest(mirror)["platforms"]["linux/amd64"]
+    assert_valid(mirror)

@@ -13,6 +13,9 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +193,7 @@ class Staging:
                 del self.files[name]
                 done.append(name)
             fsync_dir(self.directory)
+        run_sync_script(self.directory, done)
         return done
 
     def discard(self) -> None:
@@ -198,3 +202,38 @@ class Staging:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         self.files.clear()
+
+
+#: A program run after every commit with a directory holding the changed files.
+SYNC_SCRIPT_ENV = "TIUP_MIRROR_SYNC_SCRIPT"
+
+
+def run_sync_script(directory: Path, names: list[str]) -> None:
+    """Run ``$TIUP_MIRROR_SYNC_SCRIPT <dir>`` where ``dir`` holds the files just committed.
+
+    The files are hard links (copies across file systems) in a temporary directory
+    removed afterwards, as TiUP passes its transaction directory. The script's
+    output goes to tiup's own stdout/stderr.
+
+    Raises:
+        RepositoryError: the script could not run or exited non-zero; the commit stands.
+    """
+    script = os.environ.get(SYNC_SCRIPT_ENV)
+    if not script or not names:
+        return
+    with tempfile.TemporaryDirectory(prefix="tiup-commit-") as tmp:
+        for name in names:
+            try:
+                os.link(directory / name, Path(tmp) / name)
+            except OSError:
+                shutil.copy2(directory / name, Path(tmp) / name)
+        try:
+            proc = subprocess.run([script, tmp], check=False)
+        except OSError as exc:
+            raise RepositoryError(
+                f"changes committed, but sync script failed: cannot run {script}: "
+                f"{exc.strerror or exc}", hint=f"check {SYNC_SCRIPT_ENV}") from exc
+    if proc.returncode != 0:
+        raise RepositoryError(
+            f"changes committed, but sync script failed: {script} exited with status "
+            f"{proc.returncode}", hint=f"run it again by hand, or fix {SYNC_SCRIPT_ENV}")
