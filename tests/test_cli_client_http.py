@@ -150,3 +150,23 @@ def test_kill_9_during_install_then_reinstall(tmp_path: Path, clean_home: Path) 
     assert r.returncode == 0 and r.stdout == "survived\n", r.stderr
     assert not list(staging.glob("install-*"))
     assert len(list((comp_dir / "data").iterdir())) == 60
+
+
+def test_list_fetches_each_manifest_once(tiup, tmp_path: Path) -> None:
+    """`tiup list` downloads the component manifests in parallel, each exactly once, and
+    none again while the cache is current."""
+    sim = RepoSim(tmp_path / "many")
+    names = [f"comp{i}" for i in range(10)]
+    for name in names:
+        sim.publish(name, "v1.0.0", files={name: script("echo hi")})
+    with StaticServer(sim.path) as srv:
+        assert tiup("mirror", "set", srv.url, env=ENV).returncode == 0
+        r = tiup("list", env=ENV)
+        assert r.returncode == 0, r.output
+        assert all(f"{n}  alice" in r.stdout for n in names)
+        fetched = sorted(e.path for e in srv.log if e.path.endswith(tuple(
+            f".{n}.json" for n in names)))
+        assert len(fetched) == len(names) == len(set(fetched))
+        n = len(srv.log)
+        assert tiup("list", env=ENV).returncode == 0
+        assert [e.path for e in srv.log[n:]] == ["/timestamp.json"]

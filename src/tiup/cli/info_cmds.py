@@ -68,6 +68,10 @@ def list_cmd(component: str | None, all_: bool, installed: bool, verbose: bool,
         if component:
             return _list_versions(updater, component, installed, as_json, use_cache)
         rows: list[dict[str, Any]] = []
+        if not use_cache:
+            updater.prefetch_components(
+                c for c, item in index.components.items()
+                if not item.yanked and (all_ or not item.hidden))
         for comp_id in sorted(index.components):
             item = index.components[comp_id]
             have = installed_versions(prof, comp_id)

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -119,6 +121,8 @@ class Updater:
         self._ts_bytes: bytes | None = None
         self.warnings: list[str] = []
         self._warned: set[str] = set()
+        #: manifests downloaded ahead by :meth:`prefetch_components`, not yet verified
+        self._prefetched: dict[str, bytes] = {}
 
     # ------------------------------------------------------------ plumbing
     @property
@@ -165,8 +169,10 @@ class Updater:
             self._cache(name).unlink()
 
     def _fetch(self, resource: str, cap: int | None) -> bytes:
-        data = self.fetcher.fetch(resource, cap)
-        return data
+        data = self._prefetched.pop(resource, None)
+        if data is not None:
+            return data
+        return self.fetcher.fetch(resource, cap)
 
     # ----------------------------------------------------------------- root
     def _anchor_bytes(self) -> tuple[bytes, str]:
@@ -443,6 +449,42 @@ class Updater:
         self._write_cache(cache_name, data)
         return comp
 
+    def prefetch_components(self, comp_ids: Iterable[str], jobs: int = 8) -> None:
+        """Download, ``jobs`` at a time, the manifests :meth:`component` will need.
+
+        Only bytes are fetched here (with the snapshot's caps); each is verified when
+        :meth:`component` takes it. Components whose cache is current are skipped, and
+        failures are left for :meth:`component` to report.
+        """
+        state = self.trusted()
+        self.refresh()
+        wanted: list[tuple[str, int]] = []
+        for comp_id in comp_ids:
+            if comp_id in state.components:
+                continue
+            try:
+                url, version, length = state.component_entry(comp_id)
+            except TiupError:
+                continue
+            cached = self._read_cache(f"{comp_id}.json")
+            if cached is not None and _declared_version(cached) == version:
+                continue
+            wanted.append((versioned_url(url, version).lstrip("/"), length))
+        if len(wanted) < 2:
+            return
+        fetcher = self.fetcher
+
+        def get(item: tuple[str, int]) -> tuple[str, bytes | None]:
+            try:
+                return item[0], fetcher.fetch(item[0], item[1])
+            except TiupError:
+                return item[0], None
+
+        with ThreadPoolExecutor(max_workers=min(jobs, len(wanted))) as pool:
+            for name, data in pool.map(get, wanted):
+                if data is not None:
+                    self._prefetched[name] = data
+
     def cached_component(self, comp_id: str, *, ignore_expiry: bool = True) -> Component | None:
         """The cached component manifest if its owner's signature verifies; no network.
 
@@ -555,3 +597,13 @@ def reset_cache(state: MirrorState) -> None:
 
 
 __all__ = ["CountingFetcher", "OfflineError", "Snapshot", "Timestamp", "Updater", "reset_cache"]
+
+
+def _declared_version(data: bytes) -> int | None:
+    """The ``signed.version`` a manifest claims (unverified: only to skip a download)."""
+    try:
+        obj = json.loads(data)
+        version = obj["signed"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, int) else None
