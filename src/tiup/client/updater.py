@@ -372,6 +372,21 @@ class Updater:
             return None
         return model.version
 
+    def _refuse_older(self, name: str, keys: trust.RoleKeys,
+                      cls: type[Index] | type[Component], version: int, what: str) -> None:
+        """A cache that no longer verifies may still prove the snapshot rolled back.
+
+        Raises:
+            RollbackError: the cached copy is validly signed and newer than ``version``.
+        """
+        held = self._cached_version(name, keys, cls)
+        if held is not None and held > version:
+            raise RollbackError(
+                f"snapshot.json of {self.address} names {what} version {version}, "
+                f"older than the trusted version {held}",
+                file="snapshot.json",
+            )
+
     def _update_index(self, state: trust.TrustedState) -> None:
         version, length = state.expected_index()
         keys = trust.role_keys(state.root, "index", state.root_source)
@@ -381,13 +396,7 @@ class Updater:
                 state.update_index(cached, str(self._cache("index.json")))
                 return
             except TiupError:
-                held = self._cached_version("index.json", keys, Index)
-                if held is not None and held > version:
-                    raise RollbackError(
-                        f"snapshot.json of {self.address} names index version {version}, "
-                        f"older than the trusted version {held}",
-                        file="snapshot.json",
-                    ) from None
+                self._refuse_older("index.json", keys, Index, version, "index")
         name = versioned_url(state.index_url(), version).lstrip("/")
         data = self._fetch(name, length)
         state.update_index(data, name)
@@ -436,13 +445,7 @@ class Updater:
                 assert state.index is not None
                 owner = state.index.components[comp_id].owner
                 keys = trust.owner_keys(state.index, owner, state.index_source)
-                held = self._cached_version(cache_name, keys, Component)
-                if held is not None and held > version:
-                    raise RollbackError(
-                        f"snapshot.json of {self.address} names {comp_id} version {version}, "
-                        f"older than the trusted version {held}",
-                        file="snapshot.json",
-                    ) from None
+                self._refuse_older(cache_name, keys, Component, version, comp_id)
         name = versioned_url(url, version).lstrip("/")
         data = self._fetch(name, length)
         comp = state.update_component(comp_id, data, name)
