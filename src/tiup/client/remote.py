@@ -55,7 +55,7 @@ def _server_message(body: bytes) -> str:
         if isinstance(data, dict) and isinstance(data.get("message"), str):
             status = data.get("status")
             return f"{data['message']}" + (f" ({status})" if isinstance(status, str) else "")
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     text = body.decode("utf-8", "replace").strip()
     return text[:500] or "(empty response)"
@@ -216,6 +216,8 @@ class APIClient:
             return json.loads(data)
         except ValueError as exc:
             raise FetchError(f"{self.url(path)} did not answer JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise FetchError(f"{self.url(path)} answered JSON nested too deeply") from exc
 
     def post_json(self, path: str, body: bytes) -> None:
         """POST a JSON body. Raises FetchError (with TiUP's message) for status ≥ 400."""

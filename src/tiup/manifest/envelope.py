@@ -75,8 +75,8 @@ def parse_envelope(data: bytes, source: str) -> Envelope:
     """Parse a manifest file, keeping the raw bytes of ``signed``.
 
     Raises:
-        ManifestError: not UTF-8 JSON, duplicate members, missing or malformed
-            ``signatures`` / ``signed``.
+        ManifestError: not UTF-8 JSON, duplicate members, nested too deeply,
+            missing or malformed ``signatures`` / ``signed``.
     """
     try:
         text = data.decode("utf-8")
@@ -127,6 +127,10 @@ def parse_envelope(data: bytes, source: str) -> Envelope:
         raise
     except (ValueError, CanonicalJSONError) as exc:
         raise ManifestError(f"{source} is not valid JSON: {exc}", file=source) from exc
+    except RecursionError:
+        # The C scanner counts nesting against the interpreter's recursion limit.
+        raise ManifestError(f"{source} is not a manifest: JSON nested too deeply",
+                            file=source) from None
     if not isinstance(signed, dict) or signed_raw is None:
         raise ManifestError(f"{source} has no 'signed' object", file=source)
     if not isinstance(signatures, list):

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from tiup.errors import ManifestError
+from tiup.errors import InvalidNameError, ManifestError
+from tiup.manifest import names
 from tiup.manifest.canonical import encode_canonical
 from tiup.manifest.timefmt import format_time, parse_time
 
@@ -26,6 +27,33 @@ MANIFEST_TYPES = ("root", "index", "component", "snapshot", "timestamp")
 MAX_UINT = 2**64 - 1
 
 JSON = dict[str, Any]
+#: Deepest nesting kept in members tiup does not know (TiUP's own members are < 8 deep).
+MAX_UNKNOWN_DEPTH = 32
+
+
+def _name(check: Any, value: object, where: str) -> Any:
+    """Apply a :mod:`tiup.manifest.names` rule; a failure is a ManifestError naming ``where``."""
+    try:
+        return check(value)
+    except InvalidNameError as exc:
+        raise ManifestError(f"{where}: {exc.message}", hint=exc.hint) from exc
+
+
+def _check_depth(value: object, where: str) -> None:
+    """Refuse members nested deeper than MAX_UNKNOWN_DEPTH (checked without recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_UNKNOWN_DEPTH:
+            raise ManifestError(f"{where}: a member is nested more than {MAX_UNKNOWN_DEPTH} "
+                                "levels deep")
+        stack.extend((child, depth + 1) for child in children)
 
 
 class _Reader:
@@ -47,7 +75,11 @@ class _Reader:
         self.known = known
 
     def rest(self) -> dict[str, Any]:
-        return {k: v for k, v in self.obj.items() if k not in self.known}
+        """Members this model does not know, kept as read (after a depth check)."""
+        out = {k: v for k, v in self.obj.items() if k not in self.known}
+        if out:
+            _check_depth(out, self.where)
+        return out
 
     def absent(self) -> frozenset[str]:
         """Known members missing from the object (older data); kept absent when written."""
@@ -226,10 +258,13 @@ class Role:
     @classmethod
     def from_dict(cls, obj: object, where: str) -> Role:
         r = _Reader(obj, where, cls.FIELDS)
+        url = r.text("url")
+        if url:
+            _name(names.file_url, url, where)
         return cls(
             _keys(r.mapping("keys"), where),
             r.integer("threshold"),
-            r.text("url"),
+            url,
             r.rest(),
             r.absent(),
         )
@@ -324,8 +359,11 @@ class ComponentItem:
     @classmethod
     def from_dict(cls, obj: object, where: str) -> ComponentItem:
         r = _Reader(obj, where, cls.FIELDS)
+        owner = r.text("owner")
+        if owner:
+            _name(names.owner_name, owner, where)
         return cls(
-            owner=r.text("owner"),
+            owner=owner,
             url=r.text("url"),
             yanked=r.flag("yanked"),
             hidden=r.flag("hidden"),
@@ -369,21 +407,29 @@ class Index(Signed):
             not isinstance(default, list) or not all(isinstance(x, str) for x in default)
         ):
             raise ManifestError(f"{where}: default_components must be a list of strings")
+        for comp in default or ():
+            _name(names.component_id, comp, f"{where} default_components")
+        components: dict[str, ComponentItem] = {}
+        for k, v in r.mapping("components").items():
+            at = f"{where} component {k!r}"
+            _name(names.component_id, k, at)
+            item = ComponentItem.from_dict(v, at)
+            if item.url != f"/{k}.json":
+                raise ManifestError(f"{at}: url is {item.url!r}, expected '/{k}.json'")
+            components[k] = item
+        owners: dict[str, Owner] = {}
+        for k, v in r.mapping("owners").items():
+            _name(names.owner_name, k, f"{where} owner {k!r}")
+            owners[k] = Owner.from_dict(v, f"{where} owner {k}")
         return cls(
             expires=r.text("expires"),
             version=r.integer("version"),
             spec_version=r.text("spec_version"),
             unrecognized=r.rest(),
             absent=r.absent(),
-            components={
-                k: ComponentItem.from_dict(v, f"{where} component {k}")
-                for k, v in r.mapping("components").items()
-            },
+            components=components,
             default_components=None if default is None else list(default),
-            owners={
-                k: Owner.from_dict(v, f"{where} owner {k}")
-                for k, v in r.mapping("owners").items()
-            },
+            owners=owners,
         )
 
     def to_dict(self) -> JSON:
@@ -429,11 +475,20 @@ class VersionItem:
             if not isinstance(value, str):
                 raise ManifestError(f"{where}: hash {algo!r} must be a string")
         deps = r.raw("dependencies")
-        if deps is not None and not isinstance(deps, dict):
-            raise ManifestError(f"{where}: dependencies must be an object or null")
+        if deps is not None and (not isinstance(deps, dict)
+                                 or not all(isinstance(v, str) for v in deps.values())):
+            raise ManifestError(f"{where}: dependencies must map names to strings, or be null")
+        url = r.text("url")
+        entry = r.text("entry")
+        try:
+            names.file_url(url)
+            if entry:
+                names.entry_path(entry)
+        except InvalidNameError as exc:
+            raise ManifestError(f"{where}: {exc.message}", hint=exc.hint) from exc
         return cls(
-            url=r.text("url"),
-            entry=r.text("entry"),
+            url=url,
+            entry=entry,
             sha256=hashes.get("sha256", ""),
             sha512=hashes.get("sha512", ""),
             length=r.integer("length"),
@@ -487,25 +542,36 @@ class Component(Signed):
     def from_dict(cls, obj: object, where: str = "component manifest") -> Component:
         """Raises ManifestError."""
         r = cls._reader(obj, cls, where)
+        comp_id = r.text("id")
+        _name(names.component_id, comp_id, f"{where} id")
+        nightly = r.text("nightly")
+        if nightly:
+            _name(names.version_str, nightly, f"{where} nightly")
         platforms: dict[str, dict[str, VersionItem]] = {}
+        # Versions repeat across platforms: check each distinct string once.
+        checked: set[str] = set()
         for plat, versions in r.mapping("platforms").items():
+            _name(names.split_platform, plat, f"{where} platform {plat!r}")
             if versions is None:
                 versions = {}
             if not isinstance(versions, dict):
                 raise ManifestError(f"{where}: platform {plat!r} must map versions to items")
-            platforms[plat] = {
-                ver: VersionItem.from_dict(item, f"{where} {plat} {ver}")
-                for ver, item in versions.items()
-            }
+            items: dict[str, VersionItem] = {}
+            for ver, item in versions.items():
+                if ver not in checked:
+                    _name(names.version_str, ver, f"{where} {plat}")
+                    checked.add(ver)
+                items[ver] = VersionItem.from_dict(item, f"{where} {plat} {ver}")
+            platforms[plat] = items
         return cls(
             expires=r.text("expires"),
             version=r.integer("version"),
             spec_version=r.text("spec_version"),
             unrecognized=r.rest(),
             absent=r.absent(),
-            id=r.text("id"),
+            id=comp_id,
             description=r.text("description"),
-            nightly=r.text("nightly"),
+            nightly=nightly,
             platforms=platforms,
         )
 
@@ -581,7 +647,8 @@ class Snapshot(Signed):
             unrecognized=r.rest(),
             absent=r.absent(),
             meta={
-                k: FileMeta.from_dict(v, f"{where} meta {k}")
+                _name(names.file_url, k, f"{where} meta"): FileMeta.from_dict(
+                    v, f"{where} meta {k}")
                 for k, v in r.mapping("meta").items()
             },
         )
@@ -635,7 +702,8 @@ class Timestamp(Signed):
             unrecognized=r.rest(),
             absent=r.absent(),
             meta={
-                k: HashedMeta.from_dict(v, f"{where} meta {k}")
+                _name(names.file_url, k, f"{where} meta"): HashedMeta.from_dict(
+                    v, f"{where} meta {k}")
                 for k, v in r.mapping("meta").items()
             },
         )

@@ -1,14 +1,33 @@
-"""Validated names: component ids, owner ids, versions and platforms.
+"""Validated names: component ids, owner ids, versions, platforms and file urls.
 
-Names become file names in a mirror (``<id>-<version>-<os>-<arch>.tar.gz``,
-``N.<id>.json``) and directories in ``$TIUP_HOME``. Code that builds paths
-accepts only these validated types, so ``../x`` or ``a/b`` can never reach
-the file system.
+This is the one rule set for every name that comes from a manifest, a request
+or the command line. Names become file names in a mirror
+(``<id>-<version>-<os>-<arch>.tar.gz``, ``N.<id>.json``) and directories in
+``$TIUP_HOME``. The manifest model checks every name when a manifest is
+parsed, the CLI when an argument enters, the server when a request does; code
+that builds paths accepts only values that passed these checks, so ``../x``,
+``a/b`` or a NUL byte can never reach the file system.
+
+Rules:
+
+- component ids, owner ids: ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``, no ``..``;
+  owner ids for new grants must not be role names;
+- versions: ``[A-Za-z0-9_.+-]{1,128}``, not starting with ``.`` or ``-``, no ``..``;
+- platforms: ``os/arch``, each ``[a-z0-9_]{1,32}`` (so ``-`` separates the parts
+  of a tarball name unambiguously from the right);
+- file urls in manifests (snapshot keys, role and component urls, version items):
+  ``/`` and one safe file name, nothing else;
+- what a writer stores: a version item of component ``c`` for platform ``os/arch``
+  and version ``v`` has url ``/<c>-<v>-<os>-<arch>.tar.gz`` (``any/any`` gives
+  ``-any-any``) and nothing else, so an upload can never land on a manifest name,
+  ``keys/``, ``lock``, a dotfile, or (see :func:`tarball_claim_conflict`) another
+  component's tarball.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import NewType
 
 from tiup.errors import InvalidNameError
@@ -26,6 +45,9 @@ PUBLISH_PLATFORMS = ("any/any", "linux/amd64", "linux/arm64", "darwin/amd64", "d
 _ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9_.+\-]{1,128}")
 _PLATFORM_PART = re.compile(r"[a-z0-9_]{1,32}")
+_FILE = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]{0,254}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TARBALL = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]{0,254}\.tar\.gz")
 
 
 def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
@@ -47,8 +69,13 @@ def component_id(value: str) -> ComponentId:
     return ComponentId(_check("component name", value, _ID))
 
 
+def owner_name(value: str) -> OwnerId:
+    """Validate an owner id as read from a manifest. Raises InvalidNameError."""
+    return OwnerId(_check("owner id", value, _ID))
+
+
 def owner_id(value: str) -> OwnerId:
-    """Validate an owner id; role names are refused. Raises InvalidNameError."""
+    """Validate a new owner id; role names are refused too. Raises InvalidNameError."""
     checked = _check("owner id", value, _ID)
     if checked in ROLE_NAMES:
         raise InvalidNameError(
@@ -84,6 +111,86 @@ def tarball_name(comp: ComponentId, version: VersionStr, os_name: str, arch: str
     """The mirror file name of a component tarball: ``<id>-<version>-<os>-<arch>.tar.gz``."""
     platform(os_name, arch)
     return f"{comp}-{version}-{os_name}-{arch}.tar.gz"
+
+
+def file_url(url: str, what: str = "url") -> str:
+    """Validate a file url of a manifest: ``/`` and one safe file name. Raises InvalidNameError.
+
+    Returns the url unchanged.
+    """
+    if (not isinstance(url, str) or not url.startswith("/") or not _FILE.fullmatch(url[1:])
+            or ".." in url):
+        raise InvalidNameError(
+            f"invalid {what} {url!r}: a mirror file url is '/' and one plain file name",
+            hint="the mirror's manifests are damaged or hostile; ask its administrator")
+    return url
+
+
+def tarball_url(comp: str, version: str, plat: str) -> str:
+    """The only url a writer stores for a version item: ``/<c>-<v>-<os>-<arch>.tar.gz``.
+
+    Raises:
+        InvalidNameError: one of the parts is not a valid name.
+    """
+    os_name, arch = split_platform(plat)
+    return "/" + tarball_name(component_id(comp), version_str(version), os_name, arch)
+
+
+def check_item_url(comp: str, plat: str, version: str, url: str) -> str:
+    """Check a version item's url is the one :func:`tarball_url` gives; return its file name.
+
+    Raises:
+        InvalidNameError: the url is anything else (``/root.json``, another
+            component's tarball name, a path...).
+    """
+    want = tarball_url(comp, version, plat)
+    if url != want:
+        raise InvalidNameError(
+            f"refusing version {version} of {comp} ({plat}): its url is {url!r}, "
+            f"but a tarball of that version must be {want!r}",
+            hint="build the manifest with `tiup mirror publish` (it names tarballs itself)")
+    return want[1:]
+
+
+def is_tarball_file(name: str) -> bool:
+    """True if ``name`` may be stored as a tarball: one safe ``*.tar.gz`` file name (so
+    never a manifest, ``lock``, ``keys/...`` or a dotfile)."""
+    return isinstance(name, str) and _TARBALL.fullmatch(name) is not None and ".." not in name
+
+
+def bootstrap_name(os_name: str, arch: str) -> str:
+    """``tiup-<os>-<arch>.tar.gz``: the unversioned copy ``local_install.sh`` fetches."""
+    platform(os_name, arch)
+    return f"tiup-{os_name}-{arch}.tar.gz"
+
+
+def tarball_claim_conflict(comp: str, version: str, others: Iterable[str]) -> str | None:
+    """Another component whose tarball names ``comp``'s ``version`` could collide with.
+
+    ``a`` version ``b-v1`` and ``a-b`` version ``v1`` both name
+    ``a-b-v1-<os>-<arch>.tar.gz``; a new version whose ``<c>-<v>`` prefix begins
+    with ``<other>-`` (for another component of the mirror) could overwrite, or
+    squat, that component's tarballs, so writers refuse it. Returns the other
+    component's id, or None.
+    """
+    stem = f"{comp}-{version}-"
+    for other in others:
+        if other != comp and len(other) > len(comp) and stem.startswith(other + "-"):
+            return other
+    return None
+
+
+def entry_path(entry: str) -> str:
+    """Validate a version item's ``entry``: empty (no such version) or a relative path
+    inside the tarball (no ``..`` part, not absolute, no control character).
+    Raises InvalidNameError."""
+    if _FILE.fullmatch(entry) and entry != "..":
+        return entry  # the usual case: a plain file name
+    if (len(entry) > 4096 or entry.startswith("/") or ".." in entry.split("/")
+            or _CONTROL.search(entry)):
+        raise InvalidNameError(f"invalid entry {entry!r}: must be a relative path inside "
+                               "the tarball, without '..'")
+    return entry
 
 
 def versioned_url(url: str, version: int) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from tiup.client import trust
 from tiup.errors import (
     FetchError,
+    InvalidNameError,
     NotFoundError,
     RepositoryError,
     TarballError,
@@ -27,7 +28,7 @@ from tiup.errors import (
 )
 from tiup.manifest import versions as V
 from tiup.manifest.models import Component, Index, Root, Snapshot, Timestamp, VersionItem
-from tiup.manifest.names import split_platform, versioned_url
+from tiup.manifest.names import check_item_url, versioned_url
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.publish import clone_component, owner_signers
@@ -173,8 +174,9 @@ def plan_merge(store: Store, sources: list[SourceMirror]) -> MergePlan:
                 if V.is_nightly(ver):
                     plan.skipped.append((what, "nightly"))
                     continue
-                os_name, arch = split_platform(plat)
-                if item.url != f"/{cid}-{ver}-{os_name}-{arch}.tar.gz":
+                try:
+                    check_item_url(cid, plat, ver, item.url)
+                except InvalidNameError:
                     plan.skipped.append((what, f"incorrect file name {item.url}"))
                     continue
                 have = (base.platforms.get(plat, {}).get(ver) if base is not None else None) \

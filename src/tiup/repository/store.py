@@ -34,6 +34,7 @@ from pathlib import Path
 from tiup.client import trust
 from tiup.errors import (
     ConflictError,
+    InvalidNameError,
     ManifestError,
     MissingTarballError,
     RepositoryError,
@@ -54,7 +55,14 @@ from tiup.manifest.models import (
     Signed,
     VersionItem,
 )
-from tiup.manifest.names import component_id, versioned_url
+from tiup.manifest.names import (
+    bootstrap_name,
+    check_item_url,
+    component_id,
+    is_tarball_file,
+    tarball_claim_conflict,
+    versioned_url,
+)
 from tiup.repository.files import (
     FileInfo,
     MirrorLock,
@@ -120,6 +128,8 @@ class Store:
         #: component id → (model, file bytes)
         self.new_components: dict[str, tuple[Component, bytes]] = {}
         self.tarballs: dict[str, FileInfo] = {}
+        #: tarball name → the component whose new or changed version item names it
+        self.claimed: dict[str, str] = {}
         #: Tarballs already in the mirror directory whose length and hashes the caller
         #: computed from the bytes it wrote (clone), so the checks need not re-read them.
         self.verified: dict[str, FileInfo] = {}
@@ -215,7 +225,19 @@ class Store:
         self.new_root = (root, data)
 
     def stage_tarball(self, name: str, source: Path) -> FileInfo:
-        """Copy a tarball into the staging area under its mirror name. Raises RepositoryError."""
+        """Copy a tarball into the staging area under its mirror name.
+
+        Only a tarball file name is accepted here (never a manifest, ``lock``,
+        ``keys/`` or a dotfile); :meth:`commit` further requires that a staged
+        component names it (or that it is the ``tiup-<os>-<arch>.tar.gz`` copy).
+
+        Raises:
+            TarballError: ``name`` is not a tarball file name.
+            RepositoryError: the copy failed.
+        """
+        if not is_tarball_file(name):
+            raise TarballError(f"refusing to store {name!r} as a tarball: not a tarball file "
+                               "name (<component>-<version>-<os>-<arch>.tar.gz)", file=name)
         info = self.staging.put_file(name, source)
         self.tarballs[name] = info
         return info
@@ -242,7 +264,11 @@ class Store:
             InvalidNameError: unsafe component id.
             ConflictError: ``version`` is not the current version + 1.
             SignatureError: the owner threshold is not met (or the new owner's, on transfer).
-            TarballError: wrong tarball name, length or hashes; a new version's tarball missing.
+            InvalidNameError: a new or changed version item's url is not
+                ``/<id>-<version>-<os>-<arch>.tar.gz``, or its name could collide with
+                another component's tarballs.
+            TarballError: wrong tarball name, length or hashes; a new version's tarball
+                missing; a tarball that exists in the mirror belongs to another component.
         """
         flags = flags or IndexFlags()
         env = manifest if isinstance(manifest, Envelope) else parse_envelope(
@@ -268,9 +294,11 @@ class Store:
             trust.verify_signatures(env, trust.owner_keys(self.index, old_item.owner, "index"),
                                     None)
         old = self.component(cid) if old_item is not None else None
+        changed = changed_items(comp, old)
+        claims = self._claim_names(cid, changed, old)
         if tarball is not None:
-            self._take_tarball(comp, tarball, tarball_name or tarball.name)
-        for plat, ver, item in changed_items(comp, old):
+            self._take_tarball(comp, tarball, tarball_name or tarball.name, claims)
+        for plat, ver, item in changed:
             if not item.yanked:
                 self._check_tarball(cid, plat, ver, item)
         self._apply_flags(cid, old_item, owner, flags)
@@ -296,11 +324,58 @@ class Store:
             f"{env.source} is not signed by the keys of any owner of this mirror",
             file=env.source, hint="grant your key first: tiup mirror grant <owner-id>")
 
-    def _take_tarball(self, comp: Component, path: Path, name: str) -> None:
-        item = next((it for _p, _v, it in comp.items() if it.url == "/" + name), None)
-        if item is None:
-            raise TarballError(f"incorrect file name {name}: no version of {comp.id} has url "
-                               f"/{name}", file=name)
+    def _claim_names(self, cid: str, changed: list[tuple[str, str, VersionItem]],
+                     old: Component | None) -> dict[str, VersionItem]:
+        """The tarball names the new or changed items of ``cid`` may write (D1 rule).
+
+        Each such item's url must be ``/<cid>-<version>-<os>-<arch>.tar.gz``; a new
+        version must not make that name collide with another component's names; and
+        for a live (not yanked) item, a file of that name already in the mirror must
+        belong to ``cid`` itself. Returns the live items by tarball name.
+
+        Raises:
+            InvalidNameError, TarballError: see :meth:`publish_component`.
+        """
+        claims: dict[str, VersionItem] = {}
+        others = self.index.components.keys()
+        for plat, ver, item in changed:
+            name = check_item_url(cid, plat, ver, item.url)
+            if old is None or ver not in old.platforms.get(plat, {}):
+                rival = tarball_claim_conflict(cid, ver, others)
+                if rival is not None:
+                    raise InvalidNameError(
+                        f"refusing version {ver} of {cid}: its tarball {name} could be "
+                        f"mistaken for one of component {rival}",
+                        hint=f"choose a version that does not start with "
+                             f"'{rival[len(cid) + 1:]}-'")
+            claimant = self.claimed.get(name)
+            if claimant is not None and claimant != cid:
+                raise TarballError(f"{name} is claimed by both {claimant} and {cid}",
+                                   file=name)
+            if not item.yanked:
+                self._check_not_foreign(cid, name, old)
+                claims[name] = item
+        for name in claims:
+            self.claimed[name] = cid
+        return claims
+
+    def _check_not_foreign(self, cid: str, name: str, old: Component | None) -> None:
+        """Refuse to replace a tarball in the mirror that ``cid``'s manifest does not name."""
+        if name in self.verified or not (self.directory / name).exists():
+            return  # new, or placed and verified by this writer itself (clone)
+        if old is not None and any(it.url == "/" + name for _p, _v, it in old.items()):
+            return
+        raise TarballError(
+            f"refusing to write {name}: the mirror already has that file and no version of "
+            f"{cid} names it (it belongs to another component, or to none)", file=name,
+            hint="publish under another version; an administrator can remove a stray file")
+
+    def _take_tarball(self, comp: Component, path: Path, name: str,
+                      claims: dict[str, VersionItem]) -> None:
+        item = claims.get(name)
+        if item is None or not is_tarball_file(name):
+            raise TarballError(f"incorrect file name {name}: no new or changed version of "
+                               f"{comp.id} has url /{name}", file=name)
         info = self.stage_tarball(name, path)
         _compare(name, info, item)
 
@@ -351,6 +426,10 @@ class Store:
         """
         if self.committed:
             raise RepositoryError("this store transaction is already committed")
+        for name in self.tarballs:
+            if name not in self.claimed and not _is_bootstrap(name):
+                raise RepositoryError(f"refusing to write {name}: no new or changed version "
+                                      "item of this transaction names it", file=name)
         root = self.root
         ring = self.keyring
         groups: list[list[str]] = [sorted(self.tarballs), []]
@@ -451,6 +530,17 @@ def _compare(name: str, info: FileInfo, item: VersionItem) -> None:
             raise TarballError(f"{algo} of {name} is {got}, manifest says {want}", file=name)
     if not item.sha256:
         raise TarballError(f"the manifest gives no sha256 for {name}", file=name)
+
+
+def _is_bootstrap(name: str) -> bool:
+    """True for ``tiup-<os>-<arch>.tar.gz`` (never a versioned tarball name: one '-' short)."""
+    parts = name.removesuffix(".tar.gz").split("-")
+    if len(parts) != 3 or parts[0] != "tiup":
+        return False
+    try:
+        return bootstrap_name(parts[1], parts[2]) == name
+    except InvalidNameError:
+        return False
 
 
 def _reject_unknown(comp: Component, source: str) -> None:
