@@ -85,7 +85,9 @@ def test_sessions_on_disk_with_injected_clock(tmp_path: Path) -> None:
     now[0] = session.path.stat().st_mtime + 10
     other_worker = SessionStore(tmp_path / "up", ttl=600, clock=lambda: now[0])
     assert other_worker.get("s-1") == session
-    now[0] += 600
+    now[0] += 600  # get() claimed the session: it is idle for 600 s from then, not expired
+    assert other_worker.get("s-1") == session
+    now[0] += 601
     assert other_worker.get("s-1") is None
     assert list((tmp_path / "up").iterdir()) == []
 

@@ -61,9 +61,24 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Fetch static files missing here from this mirror (off by "
                           "default; never used by the publish path)."),
         click.option("--max-upload-size", type=_Size(), default="4GiB", show_default=True,
-                     help="Largest tarball accepted by the publish API."),
-        click.option("--session-ttl", type=click.IntRange(1), default=600, show_default=True,
-                     metavar="SECONDS", help="Upload sessions expire after this long."),
+                     help="Largest tarball accepted by the publish API (413 above)."),
+        click.option("--max-staged-size", type=_Size(), default="16GiB", show_default=True,
+                     help="Bytes of uploads staged at once, all clients together: uploads "
+                          "not yet consumed by their manifest (507 when full)."),
+        click.option("--max-client-staged-size", type=_Size(), default="8GiB",
+                     show_default=True,
+                     help="Bytes of uploads staged at once by one client address (an IPv6 "
+                          "client by its /64; behind a proxy, the proxy) (507 when full)."),
+        click.option("--max-sessions", type=click.IntRange(1), default=64, show_default=True,
+                     metavar="N",
+                     help="Upload sessions at once, all clients together (429 when full)."),
+        click.option("--max-client-sessions", type=click.IntRange(1), default=8, metavar="N",
+                     show_default=True,
+                     help="Upload sessions at once per client address (429 when full)."),
+        click.option("--session-ttl", type=click.IntRange(1), default=120, show_default=True,
+                     metavar="SECONDS",
+                     help="An upload not followed by its manifest is deleted after this many "
+                          "idle seconds."),
         click.option("--workers", type=click.IntRange(1, 64), default=None,
                      help="Worker processes (default: the number of CPUs, at most 4)."),
     ]
@@ -74,7 +89,9 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_server(directory: str | None, addr: str, key_dir: str | None, read_only: bool,
                tls_cert: str | None, tls_key: str | None, upstream: str | None,
-               max_upload_size: int, session_ttl: int, workers: int | None) -> int:
+               max_upload_size: int, session_ttl: int, workers: int | None,
+               max_staged_size: int = 16 << 30, max_client_staged_size: int = 8 << 30,
+               max_sessions: int = 64, max_client_sessions: int = 8) -> int:
     """Check everything, print where we serve, then serve until SIGINT/SIGTERM.
 
     Raises:
@@ -82,7 +99,7 @@ def run_server(directory: str | None, addr: str, key_dir: str | None, read_only:
     """
     import shutil
 
-    from tiup.errors import TiupError
+    from tiup.errors import TiupError, UsageError
     from tiup.server.app import ServerConfig
     from tiup.server.run import check_signing_keys, parse_addr, serve, upload_dir
 
@@ -102,6 +119,12 @@ def run_server(directory: str | None, addr: str, key_dir: str | None, read_only:
         raise TiupError(f"{mirror} is not a mirror (no root.json)",
                         hint="create one with `tiup mirror init` or `tiup mirror clone`")
     parse_addr(addr)
+    for flag, value in (("--max-client-staged-size", max_client_staged_size),
+                        ("--max-staged-size", max_staged_size)):
+        if value < max_upload_size:
+            raise UsageError(f"{flag} ({value} bytes) is smaller than --max-upload-size "
+                             f"({max_upload_size} bytes): no upload of the largest size "
+                             "could be staged", hint=f"raise {flag} or lower --max-upload-size")
     keys: Path | None = None
     if not read_only:
         if key_dir:
@@ -119,7 +142,9 @@ def run_server(directory: str | None, addr: str, key_dir: str | None, read_only:
     uploads, temporary = upload_dir() if keys is not None else (None, False)
     config = ServerConfig(mirror=str(mirror), key_dir=str(keys) if keys else None,
                           upload_dir=uploads, max_upload=max_upload_size,
-                          session_ttl=session_ttl, upstream=upstream)
+                          session_ttl=session_ttl, upstream=upstream,
+                          max_staged=max_staged_size, max_client_staged=max_client_staged_size,
+                          max_sessions=max_sessions, max_client_sessions=max_client_sessions)
     scheme = "https" if tls_cert else "http"
     n = workers or max(1, min(4, os.cpu_count() or 1))
     output.info(f"Serving {mirror} on {scheme}://{addr}")

@@ -14,13 +14,17 @@ through :class:`~tiup.repository.store.Store`, the crash-safe transaction the
 local commands use, run in a thread so the event loop keeps serving files.
 Errors are JSON ``{"status": CODE, "message": text}`` with TiUP's status
 codes: 400 ``INVALID TARBALL``/``INVALID MANIFEST``/``INVALID REQUEST``, 403
-``FORBIDDEN``, 404 ``SESSION NOT FOUND``, 409 ``MANIFEST CONFLICT``, 413
-``TOO LARGE``, 500 ``INTERNAL ERROR`` only for faults of the server.
+``FORBIDDEN``, 404 ``SESSION NOT FOUND``, 408 ``UPLOAD EXPIRED``, 409 ``MANIFEST
+CONFLICT``, 413 ``TOO LARGE``, 429 ``TOO MANY SESSIONS`` and 507 ``INSUFFICIENT
+STORAGE`` (upload quotas, :mod:`tiup.server.sessions`), 500 ``INTERNAL ERROR`` only
+for faults of the server. A body is checked by the pure parser before anything
+else; every way it can be wrong is a 400 (see :func:`_bad_body`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from pathlib import Path
 from typing import Any
@@ -32,15 +36,26 @@ from tiup.errors import (
     ManifestError,
     MissingKeyError,
     MissingTarballError,
-    RollbackError,
     SignatureError,
     TarballError,
     TiupError,
+    TiupKeyError,
+    UsageError,
     VerificationError,
 )
+from tiup.manifest.names import is_tarball_file
 from tiup.server.app import ApiHandler, ServerConfig, json_error
 from tiup.server.multipart import FormFileReader, MultipartError, boundary_of
-from tiup.server.sessions import FILE_NAME, SID, Session, SessionStore, UploadTooLarge
+from tiup.server.sessions import (
+    SID,
+    Quota,
+    QuotaError,
+    Session,
+    SessionStore,
+    UploadExpired,
+    UploadTooLarge,
+    client_key,
+)
 
 log = logging.getLogger("tiup.server")
 
@@ -53,11 +68,15 @@ Result = tuple[int, object]
 
 
 def _content_length(headers: Any) -> int | None:
+    """The declared body length, or None (absent, chunked, or not plain ASCII digits).
+
+    ``int()`` alone would take ``+5``, `` 5``, ``5_000`` and other scripts' digits; a
+    number longer than 19 digits is no file size (and the HTTP server refuses it anyway).
+    """
     raw = headers.get("content-length")
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 19:
         return None
+    return int(raw)
 
 
 async def _read_body(proto: Any, headers: Any, cap: int) -> bytes | None:
@@ -92,13 +111,17 @@ class PublishAPI:
         self.mirror = Path(config.mirror)
         assert config.key_dir is not None and config.upload_dir is not None
         self.keyring = load_keyring([Path(config.key_dir)])
-        self.sessions = SessionStore(config.upload_dir, config.session_ttl)
+        self.sessions = SessionStore(
+            config.upload_dir, config.session_ttl,
+            quota=Quota(max_staged=config.max_staged, max_client_staged=config.max_client_staged,
+                        max_sessions=config.max_sessions,
+                        max_client_sessions=config.max_client_sessions))
 
-    async def __call__(self, method: str, path: str, query: str, headers: Any, proto: Any
-                       ) -> Result:
+    async def __call__(self, method: str, path: str, query: str, headers: Any, client: str,
+                       proto: Any) -> Result:
         parts = path.split("/")  # "", "api", "v1", ...
         if len(parts) == 5 and parts[:4] == ["", "api", "v1", "tarball"]:
-            return await self.tarball(parts[4], headers, proto)
+            return await self.tarball(parts[4], headers, client_key(client), proto)
         if len(parts) == 6 and parts[:4] == ["", "api", "v1", "component"]:
             return await self.component(parts[4], parts[5], query, headers, proto)
         if path == "/api/v1/rotate":
@@ -106,7 +129,12 @@ class PublishAPI:
         return json_error(404, "NOT FOUND", f"no API route {path}")
 
     # ----------------------------------------------------------- tarball
-    async def tarball(self, sid: str, headers: Any, proto: Any) -> Result:
+    async def tarball(self, sid: str, headers: Any, client: str, proto: Any) -> Result:
+        """Receive a session's tarball; quotas are checked before the body is read.
+
+        413 over ``max_upload``; 429 ``TOO MANY SESSIONS`` / 507 ``INSUFFICIENT STORAGE``
+        over a :class:`~tiup.server.sessions.Quota` (also when the disk fills up).
+        """
         if not SID.fullmatch(sid):
             return json_error(400, "INVALID REQUEST",
                               f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -")
@@ -119,7 +147,16 @@ class PublishAPI:
             boundary = boundary_of(headers.get("content-type"))
         except MultipartError as exc:
             return json_error(400, "INVALID TARBALL", f"the tarball content is not valid: {exc}")
-        upload = self.sessions.begin(sid, limit)
+        try:
+            upload = self.sessions.begin(sid, limit, client,
+                                         declared=None if size is None else min(size, limit))
+        except QuotaError as exc:
+            log.warning("session %s from %s refused: %s", sid, client, exc.message)
+            return json_error(exc.status, exc.code, exc.message)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return _disk_full(exc)
+            raise
         reader = FormFileReader(boundary, "file", upload.write)
         try:
             async for chunk in proto:
@@ -128,8 +165,10 @@ class PublishAPI:
             if not reader.found:
                 raise MultipartError("the form has no field named 'file'")
             name = (reader.filename or "").rsplit("/", 1)[-1]
-            if not FILE_NAME.fullmatch(name):
-                raise MultipartError(f"unsafe or missing file name {reader.filename!r}")
+            if not is_tarball_file(name):
+                raise MultipartError(f"unsafe or missing file name {reader.filename!r}: "
+                                     "a tarball is named <component>-<version>-<os>-<arch>"
+                                     ".tar.gz")
             session = await asyncio.to_thread(upload.finish, name)
         except UploadTooLarge:
             upload.abort()
@@ -138,6 +177,18 @@ class PublishAPI:
         except MultipartError as exc:
             upload.abort()
             return json_error(400, "INVALID TARBALL", f"the tarball content is not valid: {exc}")
+        except QuotaError as exc:
+            upload.abort()
+            log.warning("session %s from %s refused: %s", sid, client, exc.message)
+            return json_error(exc.status, exc.code, exc.message)
+        except UploadExpired as exc:
+            upload.abort()
+            return json_error(408, "UPLOAD EXPIRED", str(exc))
+        except OSError as exc:
+            upload.abort()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return _disk_full(exc)
+            raise
         except BaseException:
             upload.abort()
             raise
@@ -182,18 +233,22 @@ class PublishAPI:
                 self.sessions.delete(sid)
 
     def _publish(self, cid: str, body: bytes, session: Session | None, flags: Any) -> Result:
+        from tiup.client import trust
         from tiup.clock import now
         from tiup.manifest.envelope import parse_envelope
+        from tiup.manifest.models import Component
         from tiup.repository.store import Store
 
-        try:
-            env = parse_envelope(body, f"component manifest of {cid}")
-        except TiupError as exc:
-            return json_error(400, "INVALID MANIFEST", exc.message)
-        if not isinstance(env.signed, dict) or env.signed.get("id") != cid:
-            got = env.signed.get("id") if isinstance(env.signed, dict) else None
-            return json_error(400, "INVALID MANIFEST",
-                              f"the URL names component {cid} but the manifest's id is {got!r}")
+        what = f"component manifest of {cid}"
+        try:  # pure checks of the body first: whatever goes wrong here is the body's fault
+            env = parse_envelope(body, what)
+            trust.check_type(env, "component")
+            Component.from_dict(env.signed, what).expires_at()  # the model reads it lazily
+        except Exception as exc:
+            return _bad_body(exc, what)
+        if env.signed.get("id") != cid:
+            return json_error(400, "INVALID MANIFEST", f"the URL names component {cid} but "
+                              f"the manifest's id is {env.signed.get('id')!r}")
         try:
             with Store(self.mirror, now=now(), keyring=self.keyring) as store:
                 tarball = session.path if session else None
@@ -230,12 +285,12 @@ class PublishAPI:
         from tiup.manifest.models import Root
         from tiup.repository.store import Store
 
-        try:
+        try:  # pure checks of the body first: whatever goes wrong here is the body's fault
             env, root = trust.load(body, "root.json", Root)
-        except TiupError as exc:
-            return json_error(400, "INVALID MANIFEST", f"not a valid root manifest: "
-                              f"{exc.message}")
-        data = envelope_bytes(env.signatures, env.signed)
+            root.expires_at()  # the model reads it lazily
+            data = envelope_bytes(env.signatures, env.signed)
+        except Exception as exc:
+            return _bad_body(exc, "root manifest")
         try:
             with Store(self.mirror, now=now(), keyring=self.keyring) as store:
                 current = store.state.root.version
@@ -251,19 +306,52 @@ class PublishAPI:
         return 200, None
 
 
+def _bad_body(exc: Exception, what: str) -> Result:
+    """400 for a body the pure parser refused.
+
+    The parser raises a TiupError (``ManifestError``, ``SignatureError`` for a wrong
+    ``_type``, ``InvalidNameError``) for every bad body it knows of. Anything else (too
+    deep nesting, a number too long to convert, a shape a model trips on) is still the
+    body's fault, so the client gets 400 too; the traceback goes to the log so the parser
+    can learn the case.
+    """
+    if isinstance(exc, TiupError):
+        return json_error(400, "INVALID MANIFEST", f"not a valid {what}: {exc.message}")
+    log.warning("unexpected %s while parsing a %s", type(exc).__name__, what, exc_info=exc)
+    return json_error(400, "INVALID MANIFEST", f"not a valid {what}: "
+                      f"{type(exc).__name__} while parsing it")
+
+
+def _disk_full(exc: OSError) -> Result:
+    log.error("upload directory: %s", exc.strerror)
+    return json_error(507, "INSUFFICIENT STORAGE", "the server has no room for this upload "
+                      "right now; try again later")
+
+
 def _error_result(exc: TiupError) -> Result:
-    """Status and JSON body for an error of the store."""
+    """Status and JSON body for an error of the store, by class (first match wins).
+
+    - ConflictError → 409 ``MANIFEST CONFLICT``; SignatureError → 403 ``FORBIDDEN``;
+    - TarballError (also MissingTarballError) → 400 ``INVALID TARBALL``;
+    - MissingKeyError → 500: the server lacks a signing key (logged);
+    - ManifestError, VerificationError (rollback, expiry, integrity), InvalidNameError,
+      TiupKeyError (a bad key in a posted root), UsageError → 400 ``INVALID MANIFEST``:
+      the request is at fault;
+    - anything else (RepositoryError: the mirror is unreadable or damaged; FetchError,
+      InstallError) → 500 ``INTERNAL ERROR`` (logged): the server is at fault.
+    """
     if isinstance(exc, ConflictError):
         return json_error(409, "MANIFEST CONFLICT", exc.message)
     if isinstance(exc, SignatureError):
         return json_error(403, "FORBIDDEN", exc.message)
     if isinstance(exc, TarballError):
         return json_error(400, "INVALID TARBALL", exc.message)
-    if isinstance(exc, RollbackError | ManifestError | VerificationError | InvalidNameError):
-        return json_error(400, "INVALID MANIFEST", exc.message)
     if isinstance(exc, MissingKeyError):
         log.error("cannot sign: %s", exc.message)
         return json_error(500, "INTERNAL ERROR", f"the server cannot sign: {exc.message}")
+    if isinstance(exc, ManifestError | VerificationError | InvalidNameError | TiupKeyError
+                  | UsageError):
+        return json_error(400, "INVALID MANIFEST", exc.message)
     log.error("publish failed: %s", exc.message)
     return json_error(500, "INTERNAL ERROR", exc.message)
 

@@ -43,8 +43,14 @@ class ServerConfig:
     key_dir: str | None = None
     upload_dir: str | None = None
     max_upload: int = 4 << 30
-    session_ttl: int = 600
+    session_ttl: int = 120
     upstream: str | None = None
+    #: Bytes of uploads staged at once (all clients / one client address), and sessions
+    #: (uploaded or being uploaded, not yet consumed by a component POST).
+    max_staged: int = 16 << 30
+    max_client_staged: int = 8 << 30
+    max_sessions: int = 64
+    max_client_sessions: int = 8
 
     def to_env(self) -> str:
         return json.dumps(self.__dict__)
@@ -67,11 +73,18 @@ class Response(Protocol):
                             start: int, end: int) -> None: ...
 
 
-#: An API handler: (method, path, query, headers, protocol) → (status, JSON body).
-ApiHandler = Callable[[str, str, str, Any, Any], Awaitable[tuple[int, object]]]
+#: An API handler: (method, path, query, headers, client address "host:port", protocol)
+#: → (status, JSON body).
+ApiHandler = Callable[[str, str, str, Any, str, Any], Awaitable[tuple[int, object]]]
+
+
+#: Longest error message sent (messages may quote a hostile body: a 5000-digit number).
+MAX_MESSAGE = 1000
 
 
 def json_error(status: int, code: str, message: str) -> tuple[int, dict[str, str]]:
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + "..."
     return status, {"status": code, "message": message}
 
 
@@ -100,12 +113,19 @@ class MirrorApp:
             return
         started = time.perf_counter()
         method, path = scope.method, scope.path
-        if path.startswith("/api/"):
-            status, sent = await self._api(method, path, scope, proto)
-        else:
-            status, sent = self._static(method, path, scope.headers, proto)
-            if status == 404 and self.upstream is not None:
-                status, sent = await self._from_upstream(method, path, proto, (status, sent))
+        try:
+            if path.startswith("/api/"):
+                status, sent = await self._api(method, path, scope, proto)
+            else:
+                status, sent = self._static(method, path, scope.headers, proto)
+                if status == 404 and self.upstream is not None:
+                    status, sent = await self._from_upstream(method, path, proto,
+                                                             (status, sent))
+        except Exception:
+            # A bug, not the client's fault: the traceback goes to the log, the client gets
+            # one JSON line (if no response was started; granian ignores a second one).
+            log.exception("internal error on %s %s", method, path)
+            status, sent = _internal_error(proto)
         self.access.line(scope.client, method, path, status, sent,
                          (time.perf_counter() - started) * 1000)
 
@@ -141,7 +161,9 @@ class MirrorApp:
         if info.body is not None:
             proto.response_bytes(200, base, info.body)
         else:
-            proto.response_file(200, base, info.path)
+            # Granian streams a file with chunked encoding unless told its length; with
+            # Content-Length clients show totals and ETA, and the file is still sent by Rust.
+            proto.response_file(200, [*base, ("content-length", str(info.size))], info.path)
         return 200, info.size
 
     def _send_range(self, method: str, info: FileInfo, rng: ByteRange,
@@ -153,7 +175,8 @@ class MirrorApp:
         if info.body is not None:
             proto.response_bytes(206, headers, info.body[rng.start : rng.end + 1])
         else:
-            proto.response_file_range(206, headers, info.path, rng.start, rng.end + 1)
+            proto.response_file_range(206, [*headers, ("content-length", str(rng.length))],
+                                      info.path, rng.start, rng.end + 1)
         return 206, rng.length
 
     async def _from_upstream(self, method: str, path: str, proto: Response,
@@ -178,16 +201,28 @@ class MirrorApp:
             return _send_json(proto, *json_error(404, "NOT FOUND",
                                                  "publishing is not enabled on this server"))
         try:
-            status, body = await self.api(method, path, scope.query_string, scope.headers, proto)
+            status, body = await self.api(method, path, scope.query_string, scope.headers,
+                                          scope.client, proto)
         except Exception:
             log.exception("internal error on %s %s", method, path)
             status, body = json_error(500, "INTERNAL ERROR", "an internal error happened")
         return _send_json(proto, status, body)
 
 
+def _internal_error(proto: Response) -> tuple[int, int]:
+    try:
+        return _send_json(proto, *json_error(500, "INTERNAL ERROR",
+                                             "an internal error happened"))
+    except Exception:  # the response had already started
+        return 500, 0
+
+
 def _send_json(proto: Response, status: int, body: object,
                extra: list[tuple[str, str]] | None = None) -> tuple[int, int]:
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    try:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate quoted from the request: escape it
+        data = json.dumps(body).encode("ascii")
     proto.response_bytes(status, [("content-type", JSON_TYPE), *(extra or [])], data)
     return status, len(data)
 

@@ -149,24 +149,53 @@ def _is_regular(mode: int) -> bool:
     return stat.S_ISREG(mode)
 
 
-def parse_range(header: str, size: int) -> ByteRange | bool | None:
-    """A single ``bytes=`` range: the range, None to ignore the header, False if unsatisfiable.
+#: One ``bytes=first-last`` or ``bytes=-suffix`` range (ASCII digits only: ``\d`` would also
+#: match other scripts' digits, which ``int`` accepts).
+_RANGE = re.compile(r"[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*",
+                    re.ASCII | re.IGNORECASE)
+#: Numbers with more digits than this are larger than any file (2**63 has 19 digits); they are
+#: never converted, so a 4300-digit position cannot hit Python's int-string limit.
+_MAX_DIGITS = 19
+_HUGE = 10**_MAX_DIGITS
 
-    Multiple ranges and malformed headers are ignored (the whole file is sent).
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return _HUGE if len(digits) > _MAX_DIGITS else int(digits)
+
+
+def _less(a: str, b: str) -> bool:
+    """``int(a) < int(b)`` for digit strings of any length, without converting them."""
+    a, b = a.lstrip("0"), b.lstrip("0")
+    return (len(a), a) < (len(b), b)
+
+
+def parse_range(header: str, size: int) -> ByteRange | bool | None:
+    """The ``Range`` header as RFC 9110 §14 reads it, for a file of ``size`` bytes.
+
+    Returns a :class:`ByteRange` (→ 206), ``None`` to ignore the header (→ 200 with the
+    whole file: another unit, several ranges, ``last < first``, anything malformed), or
+    ``False`` when the one range is unsatisfiable (→ 416 with ``Content-Range: bytes */size``:
+    ``first`` at or past the end, or a zero-length suffix). Total: raises nothing for any
+    header value, however long its numbers.
     """
-    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
-    if m is None or (not m.group(1) and not m.group(2)):
+    m = _RANGE.fullmatch(header)
+    if m is None:
         return None
     first, last = m.group(1), m.group(2)
-    if not first:  # suffix range: the last N bytes
-        n = int(last)
-        if n == 0:
+    if not first:
+        if not last:
+            return None  # "bytes=-" is not a range
+        n = _position(last)  # suffix range: the last n bytes
+        if n == 0 or size == 0:
             return False
-        return ByteRange(max(0, size - n), size - 1) if size else False
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+        return ByteRange(max(0, size - n), size - 1)
+    if last and _less(last, first):
+        return None  # an invalid range-spec: ignored, like any malformed header
+    start = _position(first)
+    if start >= size:
         return False
+    end = min(_position(last), size - 1) if last else size - 1
     return ByteRange(start, end)
 
 
@@ -179,8 +208,8 @@ def not_modified(info: FileInfo, if_none_match: str | None, if_modified_since: s
     if if_modified_since:
         try:
             since = parsedate_to_datetime(if_modified_since).timestamp()
-        except (TypeError, ValueError):
-            return False
+        except (TypeError, ValueError, OverflowError, OSError):
+            return False  # an unusable date is ignored (a year of 20 digits overflows)
         return info.mtime_ns // 1_000_000_000 <= since
     return False
 
