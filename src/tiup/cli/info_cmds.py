@@ -47,8 +47,11 @@ def list_cmd(component: str | None, all_: bool, installed: bool, verbose: bool,
       tiup list tidb --installed
     """
     from tiup.client.installer import installed_versions
-    from tiup.errors import TiupError
+    from tiup.client.resolve import component_arg
+    from tiup.errors import FetchError, TiupError
 
+    if component is not None:
+        component = component_arg(component)
     prof = profile()
     updater = open_updater(prof, "tiup list")
     use_cache = installed or prof.offline
@@ -59,8 +62,19 @@ def list_cmd(component: str | None, all_: bool, installed: bool, verbose: bool,
                 updater.refresh()  # a local mirror stays usable offline
                 index = updater.index
         else:
-            updater.refresh()
-            index = updater.index
+            try:
+                updater.refresh()
+                index = updater.index
+            except FetchError as exc:
+                # The mirror is down: show the verified cache, as Go TiUP does (§12.9).
+                index = updater.cached_index()
+                if index is None:
+                    raise FetchError(exc.message, file=exc.file, hint=(
+                        f"{exc.hint + '; ' if exc.hint else ''}no cached list of "
+                        f"{updater.address} to show instead")) from exc
+                output.warn(f"cannot refresh metadata from {updater.address}: {exc.message}; "
+                            "showing the cached list")
+                use_cache = True
         flush_warnings(updater)
         if index is None:
             raise TiupError("unreachable: index.json not found in manifests directory",
@@ -116,11 +130,9 @@ def _list_versions(updater: object, comp: str, installed_only: bool, as_json: bo
     from tiup.client.installer import installed_versions
     from tiup.client.updater import Updater
     from tiup.errors import TiupError
-    from tiup.manifest.names import component_id
     from tiup.manifest.versions import sort_versions
 
     assert isinstance(updater, Updater)
-    comp = component_id(comp)
     try:
         manifest = updater.cached_component(comp) if use_cache else updater.component(comp)
     except TiupError as exc:

@@ -44,7 +44,10 @@ def install_one(prof: Profile, updater: Updater, comp: str, wanted: str, *, forc
             output.out(f"{exc.message}; skipped")
             return None
         raise
-    if not force and installer.is_installed(prof, comp, version, item.entry):
+    why = installer.damage(prof, comp, version)
+    if why is not None and not force:
+        output.warn(f"component `{comp}` version {version} is damaged ({why}); reinstalling it")
+    elif not force and installer.is_installed(prof, comp, version, item.entry):
         if not quiet_installed:
             output.info(f"component {comp} version {version} is already installed")
         return version
@@ -56,19 +59,21 @@ def install_one(prof: Profile, updater: Updater, comp: str, wanted: str, *, forc
 def install_specs(specs: list[str], *, force: bool, nightly: bool = False,
                   command: str = "install") -> int:
     """The install path shared by install and update; exit 1 if any spec failed."""
-    from tiup.client.resolve import parse_spec
+    from tiup.client.resolve import parse_specs
 
+    parsed = parse_specs(specs)  # every argument checked before anything is done
     prof = profile()
     updater = open_updater(prof, f"tiup {command}")
     failed: list[str] = []
     try:
-        for spec in specs:
-            comp, wanted = parse_spec(spec)
+        for spec, (comp, wanted) in zip(specs, parsed, strict=True):
             if nightly and not wanted:
                 wanted = "nightly"
             try:
                 if install_one(prof, updater, comp, wanted, force=force) is None:
                     failed.append(spec)
+            except UsageError:
+                raise  # e.g. a malformed TIUP_* setting: the same for every spec
             except TiupError as exc:
                 output.error(exc.message, exc.hint)
                 failed.append(spec)
@@ -115,8 +120,6 @@ def update(ctx: click.Context, specs: tuple[str, ...], all_: bool, nightly: bool
     if the latest version has already been installed locally, but you can use `--force`
     to update them anyway.
     """
-    from tiup.client.installer import installed_components
-
     if (not specs and not (all_ or force or self_)) or (specs and all_):
         click.echo(ctx.get_help())
         return 0
@@ -125,7 +128,7 @@ def update(ctx: click.Context, specs: tuple[str, ...], all_: bool, nightly: bool
             "tiup update --self is not supported by this tiup",
             hint="upgrade it with the package manager that installed it (e.g. pip)",
         )
-    targets = list(specs) or installed_components(profile())
+    targets = list(specs) or _installed_names(profile())
     if not targets:
         output.info("No component is installed.")
         return 0
@@ -157,8 +160,9 @@ def uninstall(ctx: click.Context, specs: tuple[str, ...], all_: bool, self_: boo
       tiup uninstall --all
     """
     from tiup.client import installer
-    from tiup.client.resolve import parse_spec
+    from tiup.client.resolve import parse_specs
 
+    parsed = parse_specs(specs)  # hello:../../x is a usage error before anything is removed
     prof = profile()
     if self_:
         return _uninstall_self(prof)
@@ -166,12 +170,11 @@ def uninstall(ctx: click.Context, specs: tuple[str, ...], all_: bool, self_: boo
         if not all_:
             click.echo(ctx.get_help())
             return 0
-        for comp in installer.installed_components(prof):
+        for comp in _installed_names(prof):
             installer.uninstall_component(prof, comp)
         output.out("Uninstalled all components successfully!")
         return 0
-    for spec in specs:
-        comp, version = parse_spec(spec)
+    for spec, (comp, version) in zip(specs, parsed, strict=True):
         if ":" in spec and not version:
             raise UsageError(f"no version given in `{spec}`; use `tiup uninstall {comp} --all` "
                              "to remove every version")
@@ -190,7 +193,8 @@ def uninstall(ctx: click.Context, specs: tuple[str, ...], all_: bool, self_: boo
         if version == "nightly":
             chosen = [v for v in installer.installed_versions(prof, comp) if "nightly" in v]
         else:
-            chosen = [version] if prof.component_dir(comp, version).is_dir() else []
+            chosen = [version] if prof.component_dir(comp, version).is_dir() or \
+                prof.record_path(comp, version).is_file() else []
         if not chosen:
             raise InstallError(f"component `{spec}` is not installed, please check")
         for v in chosen:
@@ -200,6 +204,21 @@ def uninstall(ctx: click.Context, specs: tuple[str, ...], all_: bool, self_: boo
             installer.uninstall_component(prof, comp)
         output.out(f"Uninstalled component `{spec}` successfully!")
     return 0
+
+
+def _installed_names(prof: Profile) -> list[str]:
+    """Installed components whose directory name is a valid component id (others: a warning)."""
+    from tiup.client.installer import installed_components
+    from tiup.errors import InvalidNameError
+    from tiup.manifest.names import component_id
+
+    names: list[str] = []
+    for name in installed_components(prof):
+        try:
+            names.append(component_id(name))
+        except InvalidNameError:
+            output.warn(f"skipping {prof.components_dir / name}: not a valid component name")
+    return names
 
 
 def _uninstall_self(prof: Profile) -> int:

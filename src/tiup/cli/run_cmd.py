@@ -17,13 +17,33 @@ from tiup.cli.clientctx import open_updater, profile
 from tiup.cli.driver import DriverArgs
 from tiup.client.profile import Profile
 from tiup.client.updater import Updater
-from tiup.errors import TiupError
+from tiup.errors import InstallError, TiupError
 from tiup.manifest.models import Component
+
+
+class Damaged(InstallError):
+    """The selected version has an install record, but its files are damaged."""
+
+    def __init__(self, comp: str, version: str, why: str):
+        super().__init__(
+            f"component `{comp}` version {version} is damaged ({why})",
+            file=f"{comp}:{version}",
+            hint=f"reinstall it with `tiup install --force {comp}:{version}`",
+        )
+        self.comp, self.version, self.why = comp, version, why
 
 
 def _installed_binary(prof: Profile, updater: Updater | None, comp: str, wanted: str
                       ) -> tuple[str, Path] | None:
-    """(version, binary) of the installed version to run, or None."""
+    """(version, binary) of the installed version to run, or None.
+
+    Versions with an install record are candidates even when their files were
+    damaged since, so a damaged version is never silently passed over for an
+    older one.
+
+    Raises:
+        Damaged: the selected version's entry (or directory) is missing.
+    """
     from tiup.client import installer
     from tiup.client.extract import entry_exists
     from tiup.client.resolve import pick_installed
@@ -31,7 +51,9 @@ def _installed_binary(prof: Profile, updater: Updater | None, comp: str, wanted:
     entries: dict[str, str] = {}
     cached: Component | None = None
     looked = False
-    for version in installer.installed_versions(prof, comp):
+    versions = set(installer.installed_versions(prof, comp))
+    versions.update(installer.recorded_versions(prof, comp))
+    for version in sorted(versions):
         record = installer.read_record(prof, comp, version)
         if record is not None:
             entries[version] = record.entry
@@ -50,7 +72,38 @@ def _installed_binary(prof: Profile, updater: Updater | None, comp: str, wanted:
     chosen = pick_installed(sorted(entries), wanted)
     if chosen is None:
         return None
+    why = installer.damage(prof, comp, chosen)
+    if why is not None:
+        raise Damaged(comp, chosen, why)
     return chosen, prof.component_dir(comp, chosen) / entries[chosen]
+
+
+def _repair(prof: Profile, updater: Updater, damaged: Damaged) -> None:
+    """Reinstall a damaged version from the mirror (its tarball verified as for any install).
+
+    Raises:
+        InstallError: the reinstall failed (offline, mirror down, version gone...),
+            with the hint to run ``tiup install --force`` later.
+    """
+    from tiup.cli.install_cmds import install_one
+
+    comp, version = damaged.comp, damaged.version
+    output.warn(f"{damaged.message}; reinstalling it from {updater.address}")
+    try:
+        got = install_one(prof, updater, comp, version, force=True, quiet_installed=True)
+    except TiupError as exc:
+        raise InstallError(
+            f"{damaged.message} and could not be reinstalled: {exc.message}",
+            file=damaged.file,
+            hint=f"run `tiup install --force {comp}:{version}` when the mirror is reachable",
+        ) from exc
+    if got != version:
+        raise InstallError(
+            f"{damaged.message} and the mirror no longer offers it",
+            file=damaged.file,
+            hint=f"remove it with `tiup uninstall {comp}:{version}`, or install another "
+                 f"version with `tiup install {comp}`",
+        )
 
 
 def print_binary(d: DriverArgs) -> int:
@@ -92,7 +145,14 @@ def run_component(d: DriverArgs) -> int:
         return run_binary(str(prof.home), prof.env, comp=comp, binary=str(binary),
                           args=d.rest, user_version=wanted, tag=d.tag,
                           mirror=prof.effective_mirror(), announce=announce)
-    found = None if d.force_pull else _installed_binary(prof, updater, comp, wanted)
+    try:
+        found = None if d.force_pull else _installed_binary(prof, updater, comp, wanted)
+    except Damaged as damaged:
+        try:
+            _repair(prof, updater, damaged)
+        finally:
+            updater.close()
+        found = _installed_binary(prof, updater, comp, damaged.version)
     if found is None:
         shown = wanted if wanted else ""
         output.info(f"The component `{comp}` version {shown} is not installed; "
@@ -126,6 +186,8 @@ def component_help(comp: str) -> int | None:
         name, wanted = parse_spec(comp)
         if _installed_binary(prof, None, name, wanted) is None:
             return None
+    except Damaged:
+        pass  # run_component repairs it
     except TiupError:
         return None
     return run_component(d)

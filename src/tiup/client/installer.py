@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tiup.client.extract import entry_exists, safe_extract
+from tiup.client.extract import ExtractLimits, entry_exists, safe_extract
 from tiup.client.profile import Profile
 from tiup.client.updater import Updater
 from tiup.errors import InstallError, IntegrityError, TiupError
 from tiup.fsutil import atomic_write, fsync_dir
 from tiup.manifest.canonical import encode_canonical
 from tiup.manifest.models import VersionItem
-from tiup.manifest.names import version_str
+from tiup.manifest.names import component_id, version_str
 from tiup.manifest.timefmt import format_time
 
 RECORD_FIELDS = ("component", "version", "entry", "url", "sha256", "sha512", "length",
@@ -83,6 +83,32 @@ def installed_versions(profile: Profile, comp: str) -> list[str]:
             if path.is_dir() and any(os.scandir(path)):
                 out.append(name)
     return sorted(out)
+
+
+def recorded_versions(profile: Profile, comp: str) -> list[str]:
+    """Versions with an install record (their files may have been damaged since)."""
+    try:
+        names = os.listdir(profile.installed_dir / comp)
+    except OSError:
+        return []
+    return sorted(n[: -len(".json")] for n in names
+                  if n.endswith(".json") and not n.startswith("."))
+
+
+def damage(profile: Profile, comp: str, version: str) -> str | None:
+    """Why a recorded install cannot run: its directory or its entry is gone.
+
+    None when the install is sound, or has no record (not ours to judge).
+    """
+    record = read_record(profile, comp, version)
+    if record is None:
+        return None
+    path = profile.component_dir(comp, version)
+    if not path.is_dir():
+        return f"its directory {path} is missing"
+    if not entry_exists(path, record.entry):
+        return f"its entry {record.entry} is missing or not a file"
+    return None
 
 
 def installed_components(profile: Profile) -> list[str]:
@@ -148,10 +174,12 @@ def verify_tarball(path: Path, item: VersionItem) -> None:
 
 
 def is_installed(profile: Profile, comp: str, version: str, entry: str | None = None) -> bool:
-    """Installed = a non-empty version dir with a record, or (TiUP's) with its entry present."""
+    """Installed = a version dir with a record and the record's entry present, or (TiUP's,
+    without a record) with ``entry`` present. A damaged install (:func:`damage`) is not."""
     path = profile.component_dir(comp, version)
-    if read_record(profile, comp, version) is not None:
-        return path.is_dir()
+    record = read_record(profile, comp, version)
+    if record is not None:
+        return entry_exists(path, record.entry)
     if entry is None:
         return False
     return entry_exists(path, entry)
@@ -167,10 +195,14 @@ def install(profile: Profile, updater: Updater, comp: str, version: str, item: V
 
     Raises:
         IntegrityError: the tarball does not match the verified manifest.
-        InstallError: unsafe archive, missing entry, or a file-system failure.
+        InstallError: unsafe archive, an archive over the extraction limits
+            (``TIUP_MAX_EXTRACT_BYTES``, ``TIUP_MAX_EXTRACT_MEMBERS``), missing
+            entry, or a file-system failure; nothing is left under ``components/``.
+        UsageError: one of those limits is not an integer.
         FetchError, OfflineError: the tarball could not be downloaded.
     """
     version_str(version)
+    limits = ExtractLimits.from_env()  # a malformed setting fails before any download
     target = profile.component_dir(comp, version)
     with home_lock(profile):
         clean_staging(profile)
@@ -185,7 +217,7 @@ def install(profile: Profile, updater: Updater, comp: str, version: str, item: V
             staging = profile.staging_dir / f"install-{secrets.token_hex(6)}"
             staging.mkdir(mode=0o755)
             try:
-                safe_extract(tarball, staging)
+                safe_extract(tarball, staging, limits)
                 if not entry_exists(staging, item.entry):
                     raise InstallError(
                         f"entry {item.entry} not found in {item.url.lstrip('/')}",
@@ -246,8 +278,13 @@ def _commit(profile: Profile, staging: Path, target: Path, force: bool) -> None:
 
 
 def uninstall_version(profile: Profile, comp: str, version: str) -> Path:
-    """Remove one version (record first, so a crash never leaves a record without files)."""
-    path = profile.component_dir(comp, version)
+    """Remove one version (record first, so a crash never leaves a record without files).
+
+    Raises:
+        InvalidNameError: ``comp`` or ``version`` is not a safe name (never a path).
+        TiupError: the directory cannot be removed.
+    """
+    path = profile.component_dir(component_id(comp), version_str(version))
     with home_lock(profile):
         with contextlib.suppress(OSError):
             profile.record_path(comp, version).unlink()
@@ -263,8 +300,12 @@ def uninstall_version(profile: Profile, comp: str, version: str) -> Path:
 
 
 def uninstall_component(profile: Profile, comp: str) -> Path:
-    """Remove every version of a component and its records."""
-    path = profile.component_dir(comp)
+    """Remove every version of a component and its records.
+
+    Raises:
+        InvalidNameError: ``comp`` is not a safe name (never a path).
+    """
+    path = profile.component_dir(component_id(comp))
     with home_lock(profile):
         shutil.rmtree(profile.installed_dir / comp, ignore_errors=True)
         trash = profile.staging_dir / f"trash-{secrets.token_hex(6)}"

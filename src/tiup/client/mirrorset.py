@@ -2,7 +2,9 @@
 
 As TiUP (``behavior.md`` §6.8) with the changes of §12.2: ``bin/`` is
 created, the root is verified against itself before it is installed, and
-the pin lookup tolerates a trailing ``/``.
+the pin lookup tolerates a trailing ``/``. A root given with ``--root`` must
+be one the mirror chains from (a mirror re-created with new keys is refused
+rather than trusted under an old root), and it replaces a remote mirror's pin.
 """
 
 from __future__ import annotations
@@ -13,9 +15,16 @@ from pathlib import Path
 
 from tiup.client import trust
 from tiup.client.profile import DEFAULT_MIRROR, Profile
-from tiup.errors import TiupError, VerificationError
+from tiup.errors import (
+    ManifestError,
+    NotFoundError,
+    SignatureError,
+    TiupError,
+    VerificationError,
+)
 from tiup.fsutil import atomic_write
-from tiup.transport import open_fetcher
+from tiup.manifest.models import Timestamp
+from tiup.transport import Fetcher, open_fetcher
 
 
 @dataclass
@@ -47,15 +56,73 @@ def _fetch_file(source: str, cap: int) -> bytes:
         return fetcher.fetch(name, cap)
 
 
+def check_chain(fetcher: Fetcher, addr: str, data: bytes, source: str) -> None:
+    """Refuse a trusted root (``--root``) that the mirror at ``addr`` does not chain from.
+
+    Walks ``N+1.root.json`` from the given root (each must be signed by the old
+    and the new root keys, as clients require), then checks that the mirror's
+    ``root.json`` is not a different root of a version the chain reaches, and
+    that ``timestamp.json`` is signed by the timestamp key of the chain's last
+    root. Expiry is ignored: this is about identity, not freshness.
+
+    Raises:
+        VerificationError: the mirror does not chain from the root (e.g. it was
+            re-created with new keys), or cannot be checked.
+        FetchError: the mirror could not be read.
+    """
+    state = trust.TrustedState(data, None, source)
+    given = trust.describe_root(state.root)
+
+    def refuse(why: str) -> VerificationError:
+        return VerificationError(
+            f"mirror {addr} does not chain from {source} ({given}): {why}", file=source,
+            hint="pass the root.json the mirror's administrator gives you for its current "
+                 "keys (a mirror re-created at the same address has new keys)",
+        )
+
+    seen = {state.root.version: state.root_env.signed_raw}
+    while True:
+        name = f"{state.root.version + 1}.root.json"
+        try:
+            nxt = fetcher.fetch(name, trust.MAX_ROOT_SIZE)
+        except NotFoundError:
+            break
+        try:
+            state.update_root(nxt, name)
+        except TiupError as exc:
+            raise refuse(f"{name}: {exc.message}") from exc
+        seen[state.root.version] = state.root_env.signed_raw
+    try:
+        env, theirs = trust.verify_self_signed_root(
+            fetcher.fetch("root.json", trust.MAX_ROOT_SIZE), "root.json")
+    except NotFoundError:
+        theirs = None
+    except TiupError as exc:
+        raise refuse(f"its root.json is unusable: {exc.message}") from exc
+    if theirs is not None and theirs.version in seen and seen[theirs.version] != env.signed_raw:
+        raise refuse(f"its root.json is a different root ({trust.describe_root(theirs)})")
+    try:
+        ts_env, _ts = trust.load(fetcher.fetch("timestamp.json", trust.MAX_TIMESTAMP_SIZE),
+                                 "timestamp.json", Timestamp)
+        trust.verify_signatures(ts_env, trust.role_keys(state.root, "timestamp", source), None)
+    except (SignatureError, ManifestError) as exc:
+        now = f" (its root.json: {trust.describe_root(theirs)})" if theirs else ""
+        raise refuse(f"its timestamp.json is not signed by the timestamp key of root "
+                     f"v{state.root.version}{now}") from exc
+
+
 def set_mirror(profile: Profile, address: str | None, root: str | None = None) -> SetResult:
     """Configure ``address`` (None = TiUP's official mirror) as the mirror.
 
     Root source: ``root`` (a path or URL); else the pin ``bin/<sha16>.root.json``;
-    else ``<address>/root.json``. It must verify against itself.
+    else ``<address>/root.json``. It must verify against itself. A ``root`` given
+    explicitly must also be one the mirror chains from (:func:`check_chain`); it
+    replaces the pin of a remote mirror.
 
     Raises:
-        FetchError: the root cannot be read.
-        VerificationError: the root is not validly self-signed.
+        FetchError: the root or the mirror cannot be read.
+        VerificationError: the root is not validly self-signed, or the mirror does
+            not chain from it.
         OSError: the profile cannot be written.
     """
     addr = resolve_address(address or DEFAULT_MIRROR)
@@ -71,18 +138,21 @@ def set_mirror(profile: Profile, address: str | None, root: str | None = None) -
         else:
             source = f"{addr.rstrip('/')}/root.json"
             data = fetcher.fetch("root.json", trust.MAX_ROOT_SIZE)
-    try:
-        _env, model = trust.verify_self_signed_root(data, source)
-    except TiupError as exc:
-        raise VerificationError(
-            f"root.json from {source} is not validly signed: {exc.message}", file=source,
-            hint="check the mirror address and --root; the mirror may be damaged",
-        ) from exc
+        try:
+            _env, model = trust.verify_self_signed_root(data, source)
+        except TiupError as exc:
+            raise VerificationError(
+                f"root.json from {source} is not validly signed: {exc.message}", file=source,
+                hint="check the mirror address and --root; the mirror may be damaged",
+            ) from exc
+        if root:
+            check_chain(fetcher, addr, data, source)
     profile.bin_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(profile.bin_dir / "root.json", data, 0o664)
     pinned = None
-    if remote and pin is None:
-        pinned = profile.pin_path(addr)
+    if remote and (pin is None or root):
+        # a root given explicitly replaces the pin: it is what the user chose to trust
+        pinned = pin if pin is not None else profile.pin_path(addr)
         atomic_write(pinned, data, 0o664)
     shutil.rmtree(profile.manifests_dir, ignore_errors=True)
     profile.write_config(addr)

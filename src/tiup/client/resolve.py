@@ -11,10 +11,10 @@ from __future__ import annotations
 import platform as _platform
 import sys
 
-from tiup.errors import InstallError, UsageError
+from tiup.errors import InstallError, InvalidNameError, UsageError
 from tiup.manifest import versions as semver_order
 from tiup.manifest.models import Component, VersionItem
-from tiup.manifest.names import component_id
+from tiup.manifest.names import component_id, version_str
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -29,16 +29,56 @@ def current_platform() -> str:
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """Split ``comp[:version]``; the component id is validated.
+    """Split ``comp[:version]`` as typed on the command line; both parts are validated.
+
+    Both become path components under ``$TIUP_HOME`` (``components/<id>/<version>``),
+    so they must pass the rules of :mod:`tiup.manifest.names` before anything
+    else sees them: ``hello:../../x`` or ``hello:..`` never reaches the file system.
+    An empty version (``comp`` or ``comp:``) means "no version".
 
     Raises:
-        InvalidNameError: the component id is not a safe name.
-        UsageError: empty component.
+        UsageError: empty component, or a component id or version that is not a safe name.
     """
     comp, _, version = spec.partition(":")
     if not comp:
-        raise UsageError(f"invalid component spec {spec!r}: the component name is empty")
-    return component_id(comp), version
+        raise UsageError(f"invalid component spec {spec!r}: the component name is empty",
+                         hint="write <component>[:<version>], e.g. hello:v1.0.0")
+    try:
+        checked = component_id(comp)
+        if version:
+            version_str(version)
+    except InvalidNameError as exc:
+        why = exc.message if len(exc.message) <= 200 else exc.message[:200] + "..."
+        raise UsageError(f"invalid component spec {_shown(spec)}: {why}",
+                         hint="write <component>[:<version>], e.g. hello:v1.0.0") from exc
+    return checked, version
+
+
+def component_arg(name: str) -> str:
+    """A bare component name from the command line (``tiup list <component>``).
+
+    Raises:
+        UsageError: not a safe component id.
+    """
+    try:
+        return component_id(name)
+    except InvalidNameError as exc:
+        why = exc.message if len(exc.message) <= 200 else exc.message[:200] + "..."
+        raise UsageError(why, hint="give a component name such as hello") from exc
+
+
+def parse_specs(specs: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """:func:`parse_spec` for every argument, before any of them is acted on.
+
+    Raises:
+        UsageError: the first invalid spec.
+    """
+    return [parse_spec(spec) for spec in specs]
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for an error line, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def version_candidates(version: str) -> list[str]:

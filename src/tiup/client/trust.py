@@ -348,6 +348,12 @@ def verify_next_root(current: Root, current_source: str, data: bytes, source: st
     return env, new
 
 
+def describe_root(root: Root) -> str:
+    """``v3, keys 1a2b3c4d, 5e6f7a8b``: a root and its root-role key ids, for messages."""
+    ids = ", ".join(sorted(k[:8] for k in root.roles["root"].keys)) or "none"
+    return f"v{root.version}, keys {ids}"
+
+
 class TrustedState:
     """The verified metadata of one mirror, built up in the order of the update flow.
 

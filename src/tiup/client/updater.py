@@ -44,7 +44,7 @@ from tiup.errors import (
     VerificationError,
 )
 from tiup.fsutil import atomic_write
-from tiup.manifest.models import Component, Index, Snapshot, Timestamp
+from tiup.manifest.models import Component, Index, Root, Snapshot, Timestamp
 from tiup.manifest.names import versioned_url
 from tiup.transport import Fetcher, open_fetcher
 
@@ -292,6 +292,10 @@ class Updater:
         """
         if self._refreshed:
             return
+        with self._naming_mirror():
+            self._refresh()
+
+    def _refresh(self) -> None:
         state = self.trusted()
         self._load_cached_timestamp(state)
         if self._ts_bytes is None:
@@ -299,8 +303,14 @@ class Updater:
         try:
             state.update_timestamp(self._ts_bytes)
         except (SignatureError, ExpiredError):
-            self.walk_roots()
-            state.update_timestamp(self._ts_bytes)
+            try:
+                self.walk_roots()
+                state.update_timestamp(self._ts_bytes)
+            except SignatureError as exc:
+                changed = self._root_changed()
+                if changed is None:
+                    raise
+                raise changed from exc
         for attempt in range(4):
             try:
                 self._update_snapshot(state)
@@ -325,6 +335,87 @@ class Updater:
         self._update_index(state)
         self._refreshed = True
         self._check_expiry_warnings()
+
+    @contextlib.contextmanager
+    def _naming_mirror(self) -> Iterator[None]:
+        """Expiry errors name the mirror and say what to do (``behavior.md`` §12.8, §12.9)."""
+        try:
+            yield
+        except ExpiredError as exc:
+            if exc.hint and "--offline" in exc.hint:
+                raise
+            message = exc.message
+            if self.address not in message:
+                message = f"{message} (mirror {self.address})"
+            admin = exc.hint or (f"ask the administrator of mirror {self.address} to renew it "
+                                 f"({_renew_command(exc.file)})")
+            raise ExpiredError(
+                message, file=exc.file,
+                hint=f"{admin}; installed components still run with `tiup --offline <component>`",
+            ) from exc
+
+    def _chain_copy(self, version: int) -> bytes | None:
+        """The signed bytes of root ``version`` of our own trusted chain, if we hold it."""
+        state = self.trusted()
+        if version == state.root.version:
+            return state.root_env.signed_raw
+        for path in (self.state.root_path, self._cache(f"{version}.root.json")):
+            try:
+                env, root = trust.load(path.read_bytes(), str(path), Root)
+            except (OSError, TiupError):
+                continue
+            if root.version == version:
+                return env.signed_raw
+        return None
+
+    def _root_changed(self) -> SignatureError | None:
+        """Explain a signature failure caused by a mirror whose root was replaced.
+
+        A mirror deleted and re-initialised at the same address signs with new keys;
+        clients then see only "not enough signatures". If the mirror's ``root.json`` is
+        validly signed by itself but is not a root of our trusted chain (same or older
+        version with other content, or a newer one the chain does not reach), this
+        returns an error saying what changed and how to trust the new root. Otherwise
+        None: the original error stands. Nothing is trusted or written here.
+        """
+        state = self.trusted()
+        try:
+            data = self._fetch("root.json", trust.MAX_ROOT_SIZE)
+            env, theirs = trust.verify_self_signed_root(data, "root.json")
+        except TiupError:
+            return None
+        if theirs.version <= state.root.version:
+            ours = self._chain_copy(theirs.version)
+            if ours is None or ours == env.signed_raw:
+                return None
+        return SignatureError(
+            f"the root of mirror {self.address} does not chain from the trusted root: "
+            f"trusted root ({trust.describe_root(state.root)}), the mirror's root.json "
+            f"({trust.describe_root(theirs)}); the mirror was re-created or its keys replaced",
+            file=state.root_source,
+            hint=self._retrust_hint(),
+        )
+
+    def _retrust_hint(self) -> str:
+        import shlex
+
+        addr = shlex.quote(self.address)
+        with_root = f"tiup mirror set {addr} --root <root.json>"
+        local = self.fetcher.local_path() is not None
+        pin = self.profile.find_pin(self.address)
+        if not self.state.configured:
+            olds = " ".join(shlex.quote(str(p)) for p in (self.state.root_path, pin) if p)
+            return (f"only if you trust the new root: run `rm {olds}` to trust it on next use, "
+                    f"or get its root.json from the mirror's administrator and run "
+                    f"`{with_root}`")
+        if local and pin is None:
+            return (f"only if you trust the new root: run `tiup mirror set {addr}` (trusts the "
+                    f"mirror's root.json as it is now), or `{with_root}` with a root.json "
+                    "from the mirror's administrator")
+        retofu = (f"; or `rm {shlex.quote(str(pin))}` then `tiup mirror set {addr}` to trust "
+                  "what the mirror serves now") if pin else ""
+        return (f"only if you trust the new root: get its root.json from the mirror's "
+                f"administrator and run `{with_root}`{retofu}")
 
     def _load_cached_timestamp(self, state: trust.TrustedState) -> None:
         data = self._read_cache("timestamp.json")
@@ -435,6 +526,10 @@ class Updater:
         self.refresh()
         if comp_id in state.components:
             return state.components[comp_id]
+        with self._naming_mirror():
+            return self._component(state, comp_id)
+
+    def _component(self, state: trust.TrustedState, comp_id: str) -> Component:
         url, version, length = state.component_entry(comp_id)
         cache_name = f"{comp_id}.json"
         cached = self._read_cache(cache_name)
@@ -594,6 +689,19 @@ class Updater:
             self._warn_expiry(f"{comp.id}.json", comp.expires, self.now + timedelta(days=days))
 
 
+def _renew_command(file: str | None) -> str:
+    """The publisher's command renewing ``file``: ``2.hello.json`` → ``tiup mirror renew hello``."""
+    name = Path(file or "").name
+    head, _, rest = name.partition(".")
+    if head.isdigit():
+        name = rest
+    if name in ("", "timestamp.json", "snapshot.json", "root.json"):
+        return "`tiup mirror renew`"
+    if name == "index.json":
+        return "`tiup mirror renew --index`"
+    return f"`tiup mirror renew {name.removesuffix('.json')}`"
+
+
 def reset_cache(state: MirrorState) -> None:
     """Delete the manifest cache of a mirror (``mirror set`` does this)."""
     shutil.rmtree(state.manifests_dir, ignore_errors=True)
@@ -607,6 +715,6 @@ def _declared_version(data: bytes) -> int | None:
     try:
         obj = json.loads(data)
         version = obj["signed"]["version"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     return version if isinstance(version, int) else None
