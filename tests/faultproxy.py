@@ -11,6 +11,9 @@ random rule.
 A cut inside a response header block is accepted by http.client as a complete header
 with an empty, close-delimited body; the transport must treat that as transient.
 
+:meth:`FlakyProxy.refuse` plays an upstream that dies: every open connection is reset
+and every later one is reset as soon as it is accepted (counted in ``refused``).
+
 Usage::
 
     with FlakyProxy(upstream_port, drop=0.3, seed=7) as proxy:
@@ -41,6 +44,10 @@ class FlakyProxy:
         self.connections = 0
         self.cut = 0
         self.stopping = threading.Event()
+        #: set by :meth:`refuse`; ``refused`` counts the connections reset since then
+        self.refusing = threading.Event()
+        self.refused = 0
+        self._open: set[socket.socket] = set()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -59,6 +66,11 @@ class FlakyProxy:
                 continue
             except OSError:
                 return
+            if self.refusing.is_set():
+                with self.lock:
+                    self.refused += 1
+                _reset(client)
+                continue
             with self.lock:
                 self.connections += 1
                 limit: int | None
@@ -77,6 +89,13 @@ class FlakyProxy:
         except OSError:
             client.close()
             return
+        with self.lock:
+            if self.refusing.is_set():
+                self.refused += 1
+                _reset(client)
+                upstream.close()
+                return
+            self._open.update((client, upstream))
         done = threading.Event()
 
         def pump(src: socket.socket, dst: socket.socket, cap: int | None) -> None:
@@ -105,8 +124,19 @@ class FlakyProxy:
         up.start()
         pump(upstream, client, limit)
         up.join(5)
+        with self.lock:
+            self._open.difference_update((client, upstream))
         client.close()
         upstream.close()
+
+    def refuse(self) -> None:
+        """Die: reset every open connection, and every new one from now on."""
+        with self.lock:
+            self.refusing.set()
+            victims = list(self._open)
+        for s in victims:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self.stopping.set()
@@ -118,3 +148,12 @@ class FlakyProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close ``conn`` with a TCP reset (SO_LINGER 0), as a dead server's host does."""
+    import struct
+
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()

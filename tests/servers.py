@@ -6,7 +6,8 @@
   scripted per path with :meth:`StaticServer.add_fault` (:class:`Fault`): drop the
   connection after N bytes, stall after N bytes until the server stops, answer a status
   (503 + ``Retry-After``) for the first K requests, an endless chunked body, a
-  ``Content-Length`` larger than the file, or ignore ``Range``.
+  ``Content-Length`` larger than the file, ignore ``Range``, or trickle the body one
+  byte at a time.
 - :class:`ForwardProxy` is a tiny absolute-URI HTTP proxy that records what it forwarded.
 - :func:`make_tls` writes a CA and a server certificate for ``127.0.0.1`` (IP SAN).
 
@@ -53,6 +54,7 @@ class Fault:
     content_length: int | None = None   # declare this Content-Length (the file follows)
     ignore_range: bool = False          # answer 200 with the whole file even to a Range
     etag: str | None = None             # send this ETag instead of the content hash
+    trickle: float | None = None        # send the body one byte every N seconds (slow loris)
 
 
 @dataclass
@@ -142,7 +144,7 @@ class _StaticHandler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         entry = LogEntry(self.command, path, 0, 0, rng, dict(self.headers.items()),
                          self.request_version)
-        owner._begin()
+        owner._begin(entry)
         try:
             self._respond(owner, path, fault, rng, head, entry)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
@@ -208,6 +210,14 @@ class _StaticHandler(BaseHTTPRequestHandler):
         entry.status = status
         if head:
             return
+        if fault and fault.trickle is not None:
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                entry.sent += 1
+                if owner.stopping.wait(fault.trickle):
+                    break
+            return
         limit = len(body)
         if fault and fault.drop_after is not None:
             limit = min(limit, fault.drop_after)
@@ -254,7 +264,9 @@ class StaticServer(_Base):
 
     def __init__(self, root: Path, *, tls: ssl.SSLContext | None = None):
         self.root = Path(root).resolve()
-        self._log: list[LogEntry] = []
+        self._log: list[tuple[int, LogEntry]] = []  # (arrival number, finished request)
+        self._arrival: dict[int, int] = {}          # id(entry) -> arrival number, in flight
+        self._arrivals = 0
         self._inflight = 0
         self._idle = threading.Condition()
         self.faults: dict[str, list[Fault]] = {}
@@ -287,24 +299,28 @@ class StaticServer(_Base):
                     queue.pop(0)
             return fault
 
-    def _begin(self) -> None:
+    def _begin(self, entry: LogEntry) -> None:
         with self._idle:
             self._inflight += 1
+            self._arrivals += 1
+            self._arrival[id(entry)] = self._arrivals
 
     def _record(self, entry: LogEntry) -> None:
         with self._idle:
-            if not any(e is entry for e in self._log):
-                self._log.append(entry)
+            arrival = self._arrival.pop(id(entry), None)
+            if arrival is not None:
+                self._log.append((arrival, entry))
                 self._inflight -= 1
                 self._idle.notify_all()
 
     @property
     def log(self) -> list[LogEntry]:
-        """Every finished request in order (waits up to 5 s for requests still being served,
-        since a client can have its answer before the server thread logged it)."""
+        """Every finished request in the order the requests arrived, not the order their
+        threads finished (waits up to 5 s for requests still being served, since a client
+        can have its answer before the server thread logged it)."""
         with self._idle:
             self._idle.wait_for(lambda: self._inflight == 0, timeout=5)
-            return list(self._log)
+            return [entry for _, entry in sorted(self._log, key=lambda pair: pair[0])]
 
     def requests(self, path: str | None = None) -> list[LogEntry]:
         """The log entries, optionally only those for ``path``."""

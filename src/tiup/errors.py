@@ -116,7 +116,18 @@ class IntegrityError(VerificationError):
 
 
 class FetchError(TiupError):
-    """A file could not be obtained from a mirror."""
+    """A file could not be obtained from a mirror.
+
+    Attributes:
+        reason: why, in a few plain words without the file's location ("connection
+            refused", "HTTP 503"), for one-line-per-file summaries; the message if
+            not given.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, hint: str | None = None,
+                 reason: str | None = None):
+        super().__init__(message, file=file, hint=hint)
+        self.reason = reason or message
 
 
 class NotFoundError(FetchError):

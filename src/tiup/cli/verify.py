@@ -31,6 +31,8 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
     PATH is a mirror directory or URL (default: --repo, then the configured mirror).
     Every problem found is reported, each naming its file; the exit status is
     0 without errors, 1 with errors, 2 if the mirror cannot be read at all.
+    Manifests are read with the size caps clients use, and every tarball is checked
+    against every version item that names it.
 
     \b
     Examples:
@@ -53,11 +55,18 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
             raise UsageError(str(exc)) from exc
     trusted = None
     if root_file:
+        from pathlib import Path
+
+        from tiup.client.trust import MAX_ROOT_SIZE
+        from tiup.transport.local import LocalFetcher
+
+        # through the local transport: a regular file only (never a FIFO or a device),
+        # capped as clients cap a root
+        where = Path(root_file)
         try:
-            with open(root_file, "rb") as fh:
-                trusted = fh.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read --root {root_file}: {exc.strerror}") from exc
+            trusted = LocalFetcher(str(where.parent)).fetch(where.name, MAX_ROOT_SIZE)
+        except FetchError as exc:
+            raise UsageError(f"cannot read --root {root_file}: {exc.reason}") from exc
     mode = TARBALLS_SKIP if skip_tarballs else TARBALLS_EXIST if no_tarballs else TARBALLS_ALL
     try:
         fetcher = open_fetcher(target)

@@ -4,22 +4,29 @@ The audit runs the client's trust checks (:mod:`tiup.client.trust`) one by
 one over every file of a mirror, recording each failure as a
 :class:`Finding` instead of stopping, so one run lists everything that is
 wrong. It never writes. Tarballs are hashed streaming (sha256 and sha512 in
-one pass), several at a time.
+one pass), several at a time, each against every item naming it
+(:mod:`tiup.repository.audit_tarballs`).
+
+Every manifest is read with the cap a client uses (``format.md`` §11):
+``timestamp.json`` 1024 bytes, roots 1 MiB, ``snapshot.json`` the length the
+timestamp declares, index and component manifests the length the snapshot
+declares (:data:`MAX_UNDECLARED` where nothing declares one). A file over its cap
+is a finding naming it; the transport never reads past the cap, and a local
+mirror refuses FIFOs and devices, so an endless or blocking file cannot stall
+the audit.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from tiup.client import trust
-from tiup.errors import FetchError, ManifestError, NotFoundError, TiupError
+from tiup.errors import FetchError, ManifestError, NotFoundError, SizeLimitError, TiupError
 from tiup.manifest.envelope import Envelope, check_canonical, parse_envelope
 from tiup.manifest.models import (
     Component,
@@ -32,7 +39,14 @@ from tiup.manifest.models import (
     VersionItem,
 )
 from tiup.manifest.names import split_platform, versioned_url
+from tiup.repository.audit_tarballs import TarballAudit, hash_stream
 from tiup.transport.base import Fetcher
+
+__all__ = ["AuditReport", "Finding", "audit_mirror", "hash_stream"]
+
+#: The cap on a manifest whose length nothing declares (``snapshot.json`` when the
+#: timestamp is unusable); the same as the publish API's limit on a manifest.
+MAX_UNDECLARED = 64 << 20
 
 ERROR, WARN, NOTE = "ERROR", "WARN", "NOTE"
 
@@ -115,12 +129,16 @@ class _Audit:
     def error(self, file: str, exc: TiupError | str) -> None:
         self.add(ERROR, file, exc if isinstance(exc, str) else exc.message)
 
-    def read(self, name: str) -> bytes | None:
+    def read(self, name: str, cap: int, what: str) -> bytes | None:
+        """``name``, at most ``cap`` bytes (``what`` says where the cap comes from), or
+        None with a finding."""
         self.referenced.add(name)
         try:
-            return self.f.fetch(name, None)
+            return self.f.fetch(name, cap)
         except NotFoundError:
             self.error(name, f"{name} is missing")
+        except SizeLimitError:
+            self.error(name, f"{name} is larger than {what} ({cap} bytes): clients refuse it")
         except FetchError as exc:
             self.error(name, exc)
         return None
@@ -212,7 +230,7 @@ class _Audit:
             data = self.trusted_root
         else:
             source = "root.json"
-            got = self.read(source)
+            got = self.read(source, trust.MAX_ROOT_SIZE, "the cap on roots")
             if got is None:
                 return None
             data = got
@@ -314,12 +332,10 @@ class _Audit:
 
     def timestamp(self, root: Root) -> Timestamp | None:
         name = "timestamp.json"
-        data = self.read(name)
+        data = self.read(name, trust.MAX_TIMESTAMP_SIZE, "the cap on timestamps (Go TiUP's "
+                                                          "too)")
         if data is None:
             return None
-        if len(data) > trust.MAX_TIMESTAMP_SIZE:
-            self.error(name, f"{name} is {len(data)} bytes; Go TiUP refuses timestamps over "
-                             f"{trust.MAX_TIMESTAMP_SIZE} bytes")
         env = self.parse(name, data)
         if env is None:
             return None
@@ -337,7 +353,11 @@ class _Audit:
 
     def snapshot(self, root: Root, ts: Timestamp | None) -> Snapshot | None:
         name = "snapshot.json"
-        data = self.read(name)
+        declared = ts.snapshot_meta if ts is not None else None
+        if declared is not None:
+            data = self.read(name, declared.length, "the length timestamp.json declares")
+        else:
+            data = self.read(name, MAX_UNDECLARED, "any manifest may be")
         if data is None:
             return None
         if ts is not None and ts.snapshot_meta is not None:
@@ -372,12 +392,9 @@ class _Audit:
             self.error("snapshot.json", f"no entry in snapshot manifest for {url}")
             return None
         name = versioned_url(url, meta.version).lstrip("/")
-        data = self.read(name)
+        data = self.read(name, meta.length, "the length snapshot.json declares")
         if data is None:
             return None
-        if len(data) > meta.length:
-            self.error(name, f"{name} is {len(data)} bytes, more than the {meta.length} "
-                             "declared in snapshot.json")
         env = self.parse(name, data)
         if env is None:
             return None
@@ -413,12 +430,9 @@ class _Audit:
                                             f"(component {comp_id})")
                 continue
             name = versioned_url(entry.url, meta.version).lstrip("/")
-            data = self.read(name)
+            data = self.read(name, meta.length, "the length snapshot.json declares")
             if data is None:
                 continue
-            if len(data) > meta.length:
-                self.error(name, f"{name} is {len(data)} bytes, more than the {meta.length} "
-                                 "declared in snapshot.json")
             env = self.parse(name, data)
             if env is None:
                 continue
@@ -491,60 +505,13 @@ class _Audit:
                 self.add(WARN, name, f"tarball {name} is not referenced by any manifest")
 
     def check_tarballs(self, items: list[tuple[str, VersionItem]]) -> None:
-        todo: list[tuple[str, VersionItem]] = []
-        seen: set[str] = set()
-        for where, item in items:
-            name = item.url.lstrip("/")
-            if name in seen:
-                continue
-            seen.add(name)
-            self.referenced.add(name)
-            if item.yanked:
-                if not self.f.exists(name):
-                    self.add(NOTE, name, f"tarball of yanked version {where} is absent")
-                continue
-            todo.append((where, item))
-        if self.tarballs == TARBALLS_EXIST:
-            for where, item in todo:
-                name = item.url.lstrip("/")
-                if not self.f.exists(name):
-                    self.error(name, f"tarball {name} of {where} is missing")
-            return
-        total = sum(item.length for _w, item in todo)
-        done = [0]
-
-        def advance(n: int) -> None:
-            with self.lock:
-                done[0] += n
-                if self.progress is not None:
-                    self.progress(done[0], total)
-
-        def one(task: tuple[str, VersionItem]) -> None:
-            where, item = task
-            name = item.url.lstrip("/")
-            try:
-                size, digests = hash_stream(self.f, name, item.length, advance)
-            except NotFoundError:
-                self.error(name, f"tarball {name} of {where} is missing")
-                return
-            except FetchError as exc:
-                self.error(name, exc)
-                return
-            with self.lock:
-                self.report.tarballs_checked += 1
-                self.report.tarball_bytes += size
-            if size != item.length:
-                self.error(name, f"length of {name} is {size}, manifest says {item.length}")
-                return
-            for algo, want in item.hashes().items():
-                got = digests.get(algo)
-                if got is not None and got != want.lower():
-                    self.error(name, f"{algo} of {name} is {got}, manifest says {want}")
-
-        if self.progress is not None:
-            self.progress(0, total)
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            list(pool.map(one, todo))
+        checker = TarballAudit(self.f, error=self.error, jobs=self.jobs,
+                               note=lambda file, msg: self.add(NOTE, file, msg),
+                               progress=self.progress)
+        self.referenced.update(item.url.lstrip("/") for _w, item in items)
+        checker.run(items, hash_files=self.tarballs != TARBALLS_EXIST)
+        self.report.tarballs_checked += checker.checked
+        self.report.tarball_bytes += checker.hashed_bytes
 
     def leftovers(self) -> None:
         listed = self.f.list_files()
@@ -566,32 +533,6 @@ class _Audit:
             self.add(WARN, folder + "/", f"{len(paths)} private key file(s) inside the mirror "
                                          "directory: move them out of any directory you publish "
                                          "(tiup finds them with --key-dir)")
-
-
-def hash_stream(fetcher: Fetcher, name: str, cap: int | None,
-                advance: Callable[[int], None] | None = None) -> tuple[int, dict[str, str]]:
-    """Stream ``name`` once, computing its length, sha256 and sha512.
-
-    Reading past ``cap`` + 1 bytes stops early (the length is then wrong anyway).
-
-    Raises:
-        NotFoundError, FetchError: from the fetcher.
-    """
-    h256, h512 = hashlib.sha256(), hashlib.sha512()
-    size = 0
-    limit = None if cap is None else cap + 1
-    with fetcher.stream(name, None) as chunks:
-        for block in chunks:
-            if limit is not None and size + len(block) > limit:
-                block = block[: limit - size]
-            size += len(block)
-            h256.update(block)
-            h512.update(block)
-            if advance is not None:
-                advance(len(block))
-            if limit is not None and size >= limit:
-                break
-    return size, {"sha256": h256.hexdigest(), "sha512": h512.hexdigest()}
 
 
 def audit_mirror(fetcher: Fetcher, now: datetime, *, trusted_root: bytes | None = None,

@@ -14,8 +14,15 @@ remembers (size, mtime_ns, sha256, sha512) of every file verified; an entry is
 used only while the file's size and mtime are unchanged.
 
 A failing file is retried (the transport retries a request that does not
-start; here a body that breaks is resumed as long as it makes progress), then
-recorded; the other files go on.
+start; here a body that breaks is resumed as long as it makes progress, within the
+transport's slow-retrieval rule and a per-file deadline), then recorded as one short
+reason (:attr:`FetchResult.failed`); the other files go on.
+
+A source that stops answering ends the run early: once a file has failed and no byte
+came from any request for ``give_up`` seconds (``TIUP_CLONE_GIVE_UP``, default 30;
+0 = never), the source counts as gone. Files still queued are not tried and files
+waiting to retry stop; each is recorded with the same short reason, so the caller
+prints one summary instead of one long error per file after minutes of retries.
 
 Throughput (``docs/benchmarks.md``, "clone"): the bytes are read straight into a
 few reused, page-aligned buffers, written with ``O_DIRECT`` where possible and
@@ -44,10 +51,13 @@ from tiup.fsutil import atomic_write, fsync_dir
 from tiup.repository.clone_io import PartWriter, PipelinedHasher
 from tiup.repository.files import FileInfo, hash_file
 from tiup.transport.base import Chunks, Fetcher, PartFile, TransientError
+from tiup.transport.speed import Clock, Guard
 
 WORK_DIR = ".tiup-clone"
 CACHE_NAME = "verified.json"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]*\.tar\.gz")
+#: seconds without a byte from the source (after a failure) before the rest is given up
+DEFAULT_GIVE_UP = 30.0
 #: threads that fsync and rename finished files while the downloads go on
 _FINISHERS = 2
 
@@ -96,8 +106,10 @@ class FetchResult:
     verified: dict[str, FileInfo] = field(default_factory=dict)
     downloaded: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
-    #: name → (location, reason)
+    #: name → (``/name``, short reason): one short line per failed file
     failed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: why the rest was given up (the source stopped answering), if it was
+    gave_up: str | None = None
     bytes_downloaded: int = 0
     resumed: list[str] = field(default_factory=list)
 
@@ -157,11 +169,19 @@ class DownloadPool:
     A verified file is fsynced and renamed into place by one of a few finisher threads
     while its download thread goes on with the next file; the directory is fsynced once
     at the end, before :meth:`run` returns (so before any manifest can name a file).
+
+    ``give_up`` (seconds; default ``TIUP_CLONE_GIVE_UP``, else 30; 0 or less: never)
+    bounds the time spent on a source that stopped answering (module docstring);
+    ``clock`` is the monotonic clock for it and for the per-file deadline.
+
+    Raises (constructor):
+        UsageError: ``TIUP_CLONE_GIVE_UP`` is not a number.
     """
 
     def __init__(self, fetcher: Fetcher, target: Path, *, jobs: int = 4,
                  progress: ProgressSink | None = None, attempts: int | None = None,
-                 backoff: float = 0.2):
+                 backoff: float = 0.2, give_up: float | None = None,
+                 clock: Clock = time.monotonic):
         self.fetcher = fetcher
         self.target = target
         self.work = target / WORK_DIR
@@ -177,6 +197,14 @@ class DownloadPool:
         self._local = threading.local()
         self._active = 0  # downloads in progress
         self._hashers: list[PipelinedHasher] = []
+        if give_up is None:
+            from tiup.transport.httputil import env_seconds
+
+            give_up = env_seconds("TIUP_CLONE_GIVE_UP", DEFAULT_GIVE_UP)
+        self.give_up = give_up if give_up is not None and give_up > 0 else None
+        self.clock = clock
+        #: when a byte last came from the source (any request); a float store is atomic
+        self._last_heard = clock()
 
     def run(self, jobs: Iterable[FileJob]) -> FetchResult:
         """Make every file present and verified; failures are recorded, never raised.
@@ -192,6 +220,7 @@ class DownloadPool:
 
             raise write_failed(self.target, WORK_DIR, exc) from exc
         self.progress.begin(len(todo), sum(j.length for j in todo))
+        self._last_heard = self.clock()
         # Largest first: a big file started last would run alone at the end.
         todo.sort(key=lambda j: -j.length)
         with ThreadPoolExecutor(max_workers=_FINISHERS,
@@ -216,8 +245,25 @@ class DownloadPool:
     def _fail(self, job: FileJob, reason: str) -> None:
         self.cache.forget(job.name)
         with self._lock:
-            self.result.failed[job.name] = (self.fetcher.location(job.name), reason)
+            self.result.failed[job.name] = (f"/{job.name}", reason)
         self.progress.finish(job.name, False)
+
+    def _heard(self) -> None:
+        """The source just sent something."""
+        self._last_heard = self.clock()
+
+    def _gone(self) -> str | None:
+        """Why the source counts as gone (see the module docstring), or None."""
+        if self.result.gave_up is not None or self.give_up is None:
+            return self.result.gave_up
+        silent = self.clock() - self._last_heard
+        if silent < self.give_up:
+            return None
+        with self._lock:
+            if self.result.gave_up is None:
+                self.result.gave_up = (f"the source stopped answering (silent for "
+                                       f"{silent:.0f} s)")
+            return self.result.gave_up
 
     def _one(self, job: FileJob) -> None:
         dest = self.target / job.name
@@ -229,8 +275,17 @@ class DownloadPool:
                     self.result.verified[job.name] = info
                 self.progress.advance(job.name, job.length)
                 return
+            if self.result.gave_up is not None:
+                self._fail(job, f"not tried: {self.result.gave_up}")
+                return
             self.progress.start(job.name, job.length)
             part, info, resumed = self._download(job)
+        except FetchError as exc:
+            if isinstance(exc, NotFoundError):
+                self._heard()  # an answer, if not the one hoped for
+            self._fail(job, exc.reason)
+            self._gone()  # a failure after a long silence: the source is gone
+            return
         except TiupError as exc:
             self._fail(job, exc.message)
             return
@@ -294,7 +349,8 @@ class DownloadPool:
         if not job.matches(info):
             part.remove()
             raise FetchError(_mismatch(job, info), file=job.name,
-                             hint="the source's tarball does not match its signed manifest")
+                             hint="the source's tarball does not match its signed manifest",
+                             reason=_mismatch(job, info, short=True))
         return part, info, resumed
 
     def _hasher(self) -> PipelinedHasher:
@@ -316,6 +372,8 @@ class DownloadPool:
             part.size = hasher.size
             self.progress.advance(job.name, part.size)
         failures = 0
+        guard = self.fetcher.speed.guard(self.fetcher.location(job.name), job.length,
+                                         self.clock)
         while True:
             if hasher.size != part.size:  # bytes hashed that did not reach the file
                 hasher.sync()
@@ -324,7 +382,7 @@ class DownloadPool:
                 part.size = hasher.size
             before = part.size
             try:
-                self._attempt(job, part, hasher)
+                self._attempt(job, part, hasher, guard)
                 if part.size < job.length:
                     raise TransientError(
                         f"download from {self.fetcher.location(job.name)} ended after "
@@ -341,14 +399,26 @@ class DownloadPool:
                 failures += 1
                 if failures >= self.attempts:
                     raise FetchError(f"{exc.message} (gave up after {failures} attempts "
-                                     "without progress)", file=job.name) from exc
-                if part.size == before:
-                    time.sleep(min(self.backoff * 2 ** (failures - 1), 5.0))
+                                     "without progress)", file=job.name,
+                                     reason=f"{exc.reason} ({failures} attempts)") from exc
+                gone = self._gone()
+                if gone is not None:
+                    raise FetchError(f"{exc.message} ({gone})", file=job.name,
+                                     reason=f"{exc.reason}; {gone}") from exc
+                delay = min(self.backoff * 2 ** (failures - 1), 5.0) \
+                    if part.size == before else 0.0
+                guard.check(ahead=delay)
+                if delay:
+                    slept_from = self.clock()
+                    time.sleep(delay)
+                    guard.waited(self.clock() - slept_from)
 
-    def _attempt(self, job: FileJob, part: PartFile, hasher: PipelinedHasher) -> None:
+    def _attempt(self, job: FileJob, part: PartFile, hasher: PipelinedHasher,
+                 guard: Guard) -> None:
         offset = part.size
         with self.fetcher.stream_range(job.name, job.length, offset,
                                        if_range=part.validator if offset else None) as body:
+            self._heard()
             if body.start != offset:
                 self.progress.advance(job.name, -offset)
                 part.reset()
@@ -359,7 +429,7 @@ class DownloadPool:
                 alone = self._active < 2
             out = PartWriter(part.path, part.size, hasher, background=alone)
             try:
-                self._receive(job, body, out, hasher, alone)
+                self._receive(job, body, out, hasher, alone, guard)
             finally:
                 try:
                     out.close()
@@ -367,7 +437,7 @@ class DownloadPool:
                     part.size = out.size
 
     def _receive(self, job: FileJob, body: Chunks, out: PartWriter,
-                 hasher: PipelinedHasher, alone: bool) -> None:
+                 hasher: PipelinedHasher, alone: bool, guard: Guard) -> None:
         """Read the body into the hasher's buffers, write and hash every chunk."""
         while True:
             i = hasher.take()
@@ -390,8 +460,10 @@ class DownloadPool:
             if not n:
                 hasher.give_back(i)
                 return
+            self._last_heard = self.clock()
             hasher.update(i, start, start + n, inline=not alone)
             self.progress.advance(job.name, n)
+            guard.feed(n)
 
 
 def _hash_prefix(path: Path, size: int, hasher: PipelinedHasher) -> None:
@@ -409,10 +481,15 @@ def _hash_prefix(path: Path, size: int, hasher: PipelinedHasher) -> None:
     hasher.sync()
 
 
-def _mismatch(job: FileJob, info: FileInfo) -> str:
+def _mismatch(job: FileJob, info: FileInfo, *, short: bool = False) -> str:
     if info.length != job.length:
+        if short:
+            return f"length {info.length}, the signed manifest says {job.length}"
         return f"file length mismatch, expected: {job.length}, got: {info.length}"
-    if info.sha256 != job.sha256.lower():
+    algo = "sha256" if info.sha256 != job.sha256.lower() else "sha512"
+    if short:
+        return f"{algo} differs from the signed manifest"
+    if algo == "sha256":
         return f"file sha256 hash mismatch, expected: {job.sha256}, got: {info.sha256}"
     return f"file sha512 hash mismatch, expected: {job.sha512}, got: {info.sha512}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 #: Key files are small; anything larger is not looked at.
 _MAX_KEY_FILE = 16 * 1024
@@ -11,8 +12,9 @@ _MAX_KEY_FILE = 16 * 1024
 def private_keys_under(base: str) -> list[str]:
     """Paths (relative to ``base``) of files under ``base`` that hold private keys.
 
-    Only small ``.json`` files are read; tarballs are never opened. Unreadable
-    files are skipped.
+    Only small regular ``.json`` files are read; tarballs are never opened.
+    Unreadable files are skipped, and so are FIFOs and devices (opened without
+    blocking, checked with ``fstat``, never read).
     """
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(base):
@@ -22,12 +24,18 @@ def private_keys_under(base: str) -> list[str]:
                 continue
             path = os.path.join(dirpath, fname)
             try:
-                if os.path.getsize(path) > _MAX_KEY_FILE:
-                    continue
-                with open(path, "rb") as fh:
-                    data = fh.read(_MAX_KEY_FILE)
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError:
                 continue
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_KEY_FILE:
+                    continue
+                data = os.read(fd, _MAX_KEY_FILE)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
             if (b'"private"' in data and b"PRIVATE KEY" in data) or b'"keyval":{"private"' in data:
                 found.append(os.path.relpath(path, base))
     return sorted(found)

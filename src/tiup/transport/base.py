@@ -7,6 +7,9 @@ Exceptions raised by fetchers (all from :mod:`tiup.errors`)::
     ├── SizeLimitError          the file is larger than its cap
     └── TransientError          (this module) a failure that may pass if retried:
                                  a dropped connection, a timeout, a 503 ...
+
+A file that arrives too slowly (:mod:`tiup.transport.speed`) ends with a plain
+:class:`FetchError`, never retried.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tiup.errors import FetchError, SizeLimitError
+from tiup.transport.speed import Clock, Guard, SpeedRule
 
 T = TypeVar("T")
 
@@ -41,8 +46,8 @@ class TransientError(FetchError):
     """
 
     def __init__(self, message: str, *, file: str | None = None, hint: str | None = None,
-                 retry_after: float | None = None):
-        super().__init__(message, file=file, hint=hint)
+                 retry_after: float | None = None, reason: str | None = None):
+        super().__init__(message, file=file, hint=hint, reason=reason)
         self.retry_after = retry_after
 
 
@@ -116,6 +121,10 @@ class Fetcher(ABC):
 
     #: The mirror address as given (directory path or URL).
     address: str
+    #: Minimum speed and per-file deadline (:mod:`tiup.transport.speed`); off by default.
+    speed: SpeedRule = SpeedRule()
+    #: The monotonic clock the speed rule reads (tests inject their own).
+    clock: Clock = time.monotonic
 
     @abstractmethod
     def fetch(self, resource: str, max_size: int | None) -> bytes:
@@ -176,11 +185,14 @@ class Fetcher(ABC):
         and is resumed from its size on the next call, guarded by the validator kept in
         ``<part_path>.meta``. ``expected_length`` caps the size. When complete the part
         is fsynced and renamed to ``dest``. Hashes are NOT checked here: the caller does.
+        The whole download, retries included, is held to :attr:`speed` (minimum speed
+        and a deadline scaled by ``expected_length``).
 
         Raises:
             NotFoundError: the mirror has no such file.
             SizeLimitError: the file is larger than ``expected_length`` (the part is removed).
-            FetchError: any other failure (the part is kept for the next attempt).
+            FetchError: any other failure, including a download too slow or past its
+                deadline (the part is kept for the next attempt).
         """
         part = PartFile(part_path or dest.with_name(dest.name + ".part"),
                         self.location(resource))
@@ -197,13 +209,15 @@ class Fetcher(ABC):
                 high_water = max(high_water, part.size)
                 return grew
 
+            guard = self.speed.guard(self.location(resource), expected_length, self.clock)
             self._with_retries(
-                resource, lambda: self._download_once(resource, part, expected_length, progress),
-                progressed)
+                resource,
+                lambda: self._download_once(resource, part, expected_length, progress, guard),
+                progressed, guard)
         part.finish(dest)
 
     def _download_once(self, resource: str, part: PartFile, expected_length: int | None,
-                       progress: Progress | None) -> None:
+                       progress: Progress | None, guard: Guard) -> None:
         offset = part.size
         validator = part.validator if offset else None
         try:
@@ -224,13 +238,16 @@ class Fetcher(ABC):
                         part.size += len(block)
                         if progress:
                             progress(part.size)
+                        guard.feed(len(block))
         except SizeLimitError:
             part.remove()  # the source's file is not the one expected: nothing to resume
             raise
 
     def _with_retries(self, resource: str, attempt: Callable[[], T],
-                      progressed: Callable[[], bool] | None = None) -> T:
-        """Run ``attempt``; transports with a retry policy override this."""
+                      progressed: Callable[[], bool] | None = None,
+                      guard: Guard | None = None) -> T:
+        """Run ``attempt``; transports with a retry policy override this (checking
+        ``guard`` before every retry)."""
         return attempt()
 
     def exists(self, resource: str) -> bool:

@@ -18,12 +18,20 @@ Behaviour (``behavior.md`` §12.5, ``format.md`` §11/§12.8):
   stream whose body already started.
 - Every read is capped: a ``Content-Length`` over the cap fails before the body is
   read, a body (chunked, endless) fails as soon as it passes the cap.
+- Slow retrieval (:mod:`tiup.transport.speed`): a file (``fetch``, ``stream`` or
+  ``download``, retries included) is aborted when fewer than ``TIUP_HTTP_SPEED_LIMIT``
+  bytes/s (default 1024) arrive over ``TIUP_HTTP_SPEED_TIME`` seconds (default 30), or
+  when it takes longer than ``TIUP_HTTP_DEADLINE`` (default 120) + expected length /
+  ``TIUP_HTTP_SPEED_LIMIT`` seconds; 0 turns a rule off. Not retried.
 - ``timestamp.json`` and ``tiup-*`` are requested with ``Cache-Control: no-cache``.
 - Proxies from ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (either case);
   ``TIUP_INNER_HTTP_PROXY`` overrides them for every scheme. CA bundle: argument, else
   ``TIUP_CA_BUNDLE``, else ``SSL_CERT_FILE``, else the system store.
 
-Every urllib3, ssl and socket exception is translated into :mod:`tiup.errors` here.
+Every urllib3, ssl and socket exception is translated into :mod:`tiup.errors` here
+(:meth:`HTTPFetcher._translate`): the message says which URL, why in plain words
+(connection refused, timed out, name not resolved, TLS certificate not trusted...) and
+carries a hint; no urllib3 object reprs.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -70,12 +78,15 @@ from tiup.transport.httputil import (
     gathering_read,
     int_header,
     is_cert_error,
+    plain_reason,
     proxy_for,
-    reason_text,
     retry_after_seconds,
+    scrub,
+    speed_rule_from_env,
     too_large,
     validator_of,
 )
+from tiup.transport.speed import Clock, Guard, SpeedRule
 
 T = TypeVar("T")
 
@@ -97,7 +108,8 @@ class HTTPFetcher(Fetcher):
     """Reads a mirror served over HTTP(S). Thread-safe; one connection pool per fetcher.
 
     Arguments left as None come from the environment, then the defaults above.
-    ``backoff_base`` and ``sleep`` exist so tests run fast without waiting.
+    ``backoff_base``, ``sleep`` and ``clock`` exist so tests run fast without waiting;
+    ``speed`` is the slow-retrieval rule (default: from ``TIUP_HTTP_SPEED_*``).
 
     Raises (constructor):
         FetchError: the address is not a usable URL, the CA bundle or proxy is unusable.
@@ -108,7 +120,8 @@ class HTTPFetcher(Fetcher):
                  connect_timeout: float | None = None, read_timeout: float | None = None,
                  retries: int | None = None, user_agent: str = USER_AGENT,
                  backoff_base: float = BACKOFF_BASE,
-                 sleep: Callable[[float], None] = time.sleep, pool_size: int = POOL_SIZE):
+                 sleep: Callable[[float], None] = time.sleep, pool_size: int = POOL_SIZE,
+                 speed: SpeedRule | None = None, clock: Clock = time.monotonic):
         self.address = address
         self.base_url = address.rstrip("/")
         try:
@@ -127,6 +140,8 @@ class HTTPFetcher(Fetcher):
         self.user_agent = user_agent
         self.backoff_base = backoff_base
         self._sleep = sleep
+        self.speed = speed if speed is not None else speed_rule_from_env()
+        self.clock = clock
         self.ca_bundle = ca_bundle or ca_bundle_from_env()
         self.proxy = proxy_for(self.base_url)
         self._pool = self._make_pool(pool_size)
@@ -158,8 +173,8 @@ class HTTPFetcher(Fetcher):
             return urllib3.ProxyManager(self.proxy, proxy_headers=headers,
                                         **kw)  # type: ignore[arg-type]
         except (HTTPError, ValueError) as exc:
-            raise FetchError(f"unusable proxy {self.proxy} for {self.address}: {exc}",
-                             file=self.address,
+            raise FetchError(f"unusable proxy {_shown(self.proxy)} for {self.address}: "
+                             f"{scrub(str(exc))}", file=self.address,
                              hint="proxies must be http:// or https:// URLs") from exc
 
     def __repr__(self) -> str:
@@ -180,16 +195,19 @@ class HTTPFetcher(Fetcher):
         Raises:
             NotFoundError: HTTP 404.
             SizeLimitError: the body is larger than ``max_size``.
-            FetchError: any other failure, after the retry budget when it is transient.
+            FetchError: any other failure, after the retry budget when it is transient;
+                too slow or past its deadline (``max_size`` scales it) at once.
         """
+        guard = self.speed.guard(self.url(resource), max_size, self.clock)
+
         def once() -> bytes:
-            with self._open(resource, max_size, 0, None) as chunks:
+            with self._open(resource, max_size, 0, None, guard) as chunks:
                 data = bytearray()
                 for block in chunks:
                     data += block
                 return bytes(data)
 
-        return self._with_retries(resource, once)
+        return self._with_retries(resource, once, guard=guard)
 
     def stream(self, resource: str, max_size: int | None,
                offset: int = 0) -> AbstractContextManager[Chunks]:
@@ -197,7 +215,9 @@ class HTTPFetcher(Fetcher):
 
         The response is retried until it starts; a body that breaks afterwards raises
         :class:`TransientError` (resume with ``offset``, or use :meth:`download`).
-        Check ``chunks.start``: it is 0 if the server ignored the range.
+        Check ``chunks.start``: it is 0 if the server ignored the range. The speed rule
+        holds from the first request to the end of the body (deadline scaled by
+        ``max_size``).
 
         Raises:
             NotFoundError, SizeLimitError, FetchError: as for :meth:`fetch`.
@@ -211,8 +231,9 @@ class HTTPFetcher(Fetcher):
     @contextmanager
     def _stream(self, resource: str, max_size: int | None, offset: int,
                 if_range: str | None) -> Iterator[Chunks]:
+        guard = self.speed.guard(self.url(resource), max_size, self.clock)
         cm = self._with_retries(resource, lambda: self._enter(resource, max_size, offset,
-                                                              if_range))
+                                                              if_range, guard), guard=guard)
         try:
             yield cm[1]
         finally:
@@ -250,23 +271,32 @@ class HTTPFetcher(Fetcher):
         return delay * random.uniform(0.8, 1.2)
 
     def _with_retries(self, resource: str, attempt: Callable[[], T],
-                      progressed: Callable[[], bool] | None = None) -> T:
+                      progressed: Callable[[], bool] | None = None,
+                      guard: Guard | None = None) -> T:
         failures = 0
         while True:
             try:
                 return attempt()
             except TransientError as exc:
                 # A download that got further than ever before earns a fresh budget:
-                # bounded, because the file (capped by its length) only grows so far.
+                # bounded by the file's length, and in time by ``guard``.
                 if progressed is not None and progressed():
                     failures = 0
                 failures += 1
+                plural = "s" if failures > 1 else ""
                 if failures >= self.attempts:
                     raise FetchError(
-                        f"{exc.message} (gave up after {failures} attempt"
-                        f"{'s' if failures > 1 else ''})",
-                        file=exc.file, hint=exc.hint) from exc
-                self._sleep(self.retry_delay(failures, exc.retry_after))
+                        f"{exc.message} (gave up after {failures} attempt{plural})",
+                        file=exc.file, hint=exc.hint,
+                        reason=f"{exc.reason} ({failures} attempt{plural})") from exc
+                delay = self.retry_delay(failures, exc.retry_after)
+                if guard is None:
+                    self._sleep(delay)
+                    continue
+                guard.check(ahead=delay)  # first the window the failure ended, and
+                before = self.clock()     # no wait that would end past the deadline
+                self._sleep(delay)
+                guard.waited(self.clock() - before)
 
     # -- one attempt -----------------------------------------------------------------
 
@@ -279,15 +309,15 @@ class HTTPFetcher(Fetcher):
 
     @contextmanager
     def _open(self, resource: str, max_size: int | None, offset: int,
-              if_range: str | None) -> Iterator[Chunks]:
-        resp, chunks = self._enter(resource, max_size, offset, if_range)
+              if_range: str | None, guard: Guard) -> Iterator[Chunks]:
+        resp, chunks = self._enter(resource, max_size, offset, if_range, guard)
         try:
             yield chunks
         finally:
             finish_response(resp)
 
     def _enter(self, resource: str, max_size: int | None, offset: int,
-               if_range: str | None) -> tuple[BaseHTTPResponse, Chunks]:
+               if_range: str | None, guard: Guard) -> tuple[BaseHTTPResponse, Chunks]:
         """Send the GET and check status and size; one attempt, no retry."""
         url = self.url(resource)
         headers = self._headers(resource)
@@ -312,14 +342,15 @@ class HTTPFetcher(Fetcher):
             finish_response(resp)
             raise SizeLimitError(
                 f"download from {url} failed, resp size {size} exceeds maximum size {max_size}",
-                file=url, hint="the mirror serves a file larger than its manifest allows")
+                file=url, hint="the mirror serves a file larger than its manifest allows",
+                reason=f"{size} bytes, over the {max_size}-byte cap")
         framing = Framing(resp)
         if not framing.chunked and (framing.length is None or framing.length > 0):
             self._first_byte(resp, url)
-        body = self._body(resp, url, max_size, start, framing)
+        body = self._body(resp, url, max_size, start, framing, guard)
         return resp, Chunks(body, start=start, requested=offset, size=size,
                             validator=validator_of(resp),
-                            reader=self._reader(resp, url, max_size, start, framing))
+                            reader=self._reader(resp, url, max_size, start, framing, guard))
 
     def _first_byte(self, resp: BaseHTTPResponse, url: str) -> None:
         """Wait for the body's first byte: a connection cut in or right after the headers
@@ -335,7 +366,8 @@ class HTTPFetcher(Fetcher):
         if not ready:
             finish_response(resp)
             raise TransientError(f"download from {url} failed: connection closed before the "
-                                 "body (cut in or right after the headers)", file=url)
+                                 "body (cut in or right after the headers)", file=url,
+                                 reason="connection closed before the body")
 
     def _restart(self, resp: BaseHTTPResponse, url: str,
                  headers: dict[str, str]) -> BaseHTTPResponse:
@@ -356,15 +388,17 @@ class HTTPFetcher(Fetcher):
         retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
         finish_response(resp, drain=True)
         if resp.status == 404:
-            raise NotFoundError(f"{url} not found ({reason})", file=url)
+            raise NotFoundError(f"{url} not found ({reason})", file=url,
+                                reason=f"not found ({reason})")
         if resp.status in RETRY_STATUSES:
             raise TransientError(f"download from {url} failed: {reason}", file=url,
-                                 retry_after=retry_after)
+                                 retry_after=retry_after, reason=reason)
         raise FetchError(f"download from {url} failed: {reason}", file=url,
-                         hint="check the mirror address and the server's access rules")
+                         hint="check the mirror address and the server's access rules",
+                         reason=reason)
 
     def _body(self, resp: BaseHTTPResponse, url: str, max_size: int | None,
-              start: int, framing: Framing) -> Iterator[bytes]:
+              start: int, framing: Framing, guard: Guard) -> Iterator[bytes]:
         total = start
         while True:
             try:
@@ -378,10 +412,11 @@ class HTTPFetcher(Fetcher):
             framing.received += len(block)
             if max_size is not None and total > max_size:
                 raise too_large(url, max_size)
+            guard.feed(len(block))
             yield block
 
     def _reader(self, resp: BaseHTTPResponse, url: str, max_size: int | None, start: int,
-                framing: Framing) -> Callable[[memoryview], int] | None:
+                framing: Framing, guard: Guard) -> Callable[[memoryview], int] | None:
         """``readinto`` straight from the connection into the caller's buffer (no bytes
         object per chunk, no copy), with the checks of :meth:`_body`; None if the
         response is not a plain http.client one."""
@@ -406,47 +441,75 @@ class HTTPFetcher(Fetcher):
             framing.received += n
             if max_size is not None and total > max_size:
                 raise too_large(url, max_size)
+            guard.feed(n)
             return n
 
         return readinto
 
     def _translate(self, exc: BaseException, url: str) -> FetchError:
-        """The tiup error for a urllib3/ssl/socket exception (TransientError if retryable)."""
+        """The tiup error for a urllib3/ssl/socket exception (TransientError if retryable).
+
+        The one boundary where third-party network errors become tiup errors: the
+        message names the URL and says why in plain words (``reason``), with a hint;
+        never a urllib3 object repr or "Max retries exceeded".
+        """
         while isinstance(exc, MaxRetryError) and exc.reason is not None:
             exc = exc.reason
-        host = urlsplit(url).netloc
+        host = urlsplit(url).netloc.rpartition("@")[2]
+        why = plain_reason(exc)
         if isinstance(exc, ResponseError):  # too many redirects
-            return FetchError(f"download from {url} failed: {exc}", file=url)
+            return FetchError(f"download from {url} failed: too many redirects", file=url,
+                              hint="check the mirror address (the server redirects in a loop)",
+                              reason="too many redirects")
         if isinstance(exc, LocationValueError):
-            return FetchError(f"invalid URL {url}: {exc}", file=url)
+            return FetchError(f"invalid URL {url}: {scrub(str(exc))}", file=url,
+                              hint="check the mirror address", reason="invalid URL")
         if is_cert_error(exc):
-            return FetchError(f"TLS certificate verification failed for {url}: "
-                              f"{cert_detail(exc)}", file=url, hint=CA_HINT)
+            return FetchError(f"TLS certificate verification failed for {url}: the "
+                              f"certificate of {host} is not trusted ({cert_detail(exc)})",
+                              file=url, hint=CA_HINT, reason="TLS certificate not trusted")
         if isinstance(exc, ProxyError):
-            return TransientError(f"cannot reach {url} through proxy {self.proxy}: "
-                                  f"{reason_text(exc)}", file=url,
-                                  hint="check HTTPS_PROXY / HTTP_PROXY / NO_PROXY")
+            return TransientError(f"cannot reach {url} through proxy {_shown(self.proxy)}: "
+                                  f"{why}", file=url,
+                                  hint="check HTTPS_PROXY / HTTP_PROXY / NO_PROXY",
+                                  reason=f"proxy: {why}")
         if isinstance(exc, NameResolutionError):
             cause = exc.__cause__ or (exc.args[-1] if exc.args else None)
-            msg = f"cannot resolve host of {url}: {reason_text(exc)}"
+            name = urlsplit(url).hostname or host
+            msg = f"cannot resolve host {name} of {url}: {why}"
             if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_AGAIN:
-                return TransientError(msg, file=url)
-            return FetchError(msg, file=url, hint="check the mirror address")
+                return TransientError(msg, file=url, hint="check the DNS settings",
+                                      reason=why)
+            return FetchError(msg, file=url, hint="check the mirror address", reason=why)
         if isinstance(exc, NewConnectionError):
-            return TransientError(f"cannot connect to {host} for {url}: {reason_text(exc)}",
-                                  file=url, hint="check that the mirror server is running")
+            return TransientError(f"cannot connect to {host} for {url}: {why}", file=url,
+                                  hint="check that the mirror server is running and that "
+                                       "the address and port are right", reason=why)
         if isinstance(exc, ConnectTimeoutError):
             return TransientError(
                 f"connecting to {host} timed out after {self.connect_timeout} s ({url})",
-                file=url, hint="raise TIUP_HTTP_CONNECT_TIMEOUT on slow networks")
+                file=url, hint="raise TIUP_HTTP_CONNECT_TIMEOUT on slow networks",
+                reason="connect timed out")
         if isinstance(exc, ReadTimeoutError | socket.timeout | TimeoutError):
             return TransientError(
                 f"download from {url} failed: no data received for {self.read_timeout} s",
-                file=url, hint="raise TIUP_HTTP_READ_TIMEOUT on slow networks")
+                file=url, hint="raise TIUP_HTTP_READ_TIMEOUT on slow networks",
+                reason=f"no data for {self.read_timeout} s")
         if isinstance(exc, SSLError | ssl.SSLError):
-            return TransientError(f"TLS error talking to {host} ({url}): {reason_text(exc)}",
-                                  file=url)
+            return TransientError(f"TLS error talking to {host} ({url}): {why}", file=url,
+                                  hint="check that the address is the mirror's https:// URL",
+                                  reason=why)
         if isinstance(exc, NETWORK_ERRORS):
-            return TransientError(f"download from {url} failed: connection broken "
-                                  f"({reason_text(exc)})", file=url)
-        return FetchError(f"download from {url} failed: {exc}", file=url)
+            return TransientError(f"download from {url} failed: connection broken ({why})",
+                                  file=url, reason=why)
+        return FetchError(f"download from {url} failed: {why}", file=url, reason=why)
+
+
+def _shown(proxy: str | None) -> str:
+    """A proxy URL for messages, without its credentials."""
+    if not proxy:
+        return "(none)"
+    parts = urlsplit(proxy)
+    if "@" not in parts.netloc:
+        return proxy
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -4,10 +4,13 @@ body framing checks and the copy-free ``readinto`` of a body."""
 from __future__ import annotations
 
 import email.utils
+import errno
 import http.client
 import io
 import os
+import re
 import select
+import socket
 import ssl
 import time
 import urllib.request
@@ -20,16 +23,23 @@ from urllib3.response import BaseHTTPResponse
 
 from tiup.errors import SizeLimitError, UsageError
 from tiup.transport.base import TransientError
+from tiup.transport.speed import (
+    DEFAULT_DEADLINE_BASE,
+    DEFAULT_SPEED_LIMIT,
+    DEFAULT_SPEED_TIME,
+    SpeedRule,
+)
 
 DEFAULT_ATTEMPTS = 5
 NETWORK_ERRORS = (HTTPError, OSError, http.client.HTTPException)
 
 
-def env_seconds(name: str, default: float) -> float | None:
-    """Seconds from environment variable ``name`` (0 or less = no limit).
+def env_seconds(name: str, default: float, *, unit: str = "seconds") -> float | None:
+    """Seconds (or another ``unit``) from environment variable ``name`` (0 or less = no
+    limit: None).
 
     Raises:
-        UsageError: the value is not a number.
+        UsageError: the value is not a finite number.
     """
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -37,8 +47,27 @@ def env_seconds(name: str, default: float) -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        raise UsageError(f"{name}={raw!r} is not a number of seconds") from None
+        raise UsageError(f"{name}={raw!r} is not a number of {unit}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UsageError(f"{name}={raw!r} is not a number of {unit}")
     return value if value > 0 else None
+
+
+def speed_rule_from_env() -> SpeedRule:
+    """The slow-retrieval rule (:mod:`tiup.transport.speed`) from the environment.
+
+    ``TIUP_HTTP_SPEED_LIMIT`` (bytes/s, default 1024), ``TIUP_HTTP_SPEED_TIME``
+    (seconds, default 30) and ``TIUP_HTTP_DEADLINE`` (seconds before the length-scaled
+    part of the per-file deadline, default 120); 0 turns a rule off.
+
+    Raises:
+        UsageError: a value is not a number.
+    """
+    return SpeedRule(
+        limit=env_seconds("TIUP_HTTP_SPEED_LIMIT", DEFAULT_SPEED_LIMIT, unit="bytes per second")
+        or 0.0,
+        window=env_seconds("TIUP_HTTP_SPEED_TIME", DEFAULT_SPEED_TIME) or 0.0,
+        base=env_seconds("TIUP_HTTP_DEADLINE", DEFAULT_DEADLINE_BASE) or 0.0)
 
 
 def env_attempts(default: int = DEFAULT_ATTEMPTS) -> int:
@@ -172,10 +201,85 @@ def cert_detail(exc: BaseException) -> str:
 
 def reason_text(exc: BaseException) -> str:
     """The exception text without urllib3's ``<object at 0x...>:`` prefixes."""
-    text = str(exc)
-    while text.startswith("<") and ">: " in text:
-        text = text.split(">: ", 1)[1]
-    return text
+    return scrub(str(exc))
+
+
+_REPR = re.compile(r"<[^<>]*(?: object at 0x[0-9a-fA-F]+|urllib3|Connection)[^<>]*>:?\s*")
+_CONN = re.compile(r"\b\w*HTTPS?Connection(?:Pool)?\([^()]*\):?\s*")
+_MAX_RETRIES = re.compile(r"Max retries exceeded with url: \S+ \(Caused by \w+\((.*)\)\)$")
+_SSL_WHERE = re.compile(r"\s*\(_ssl\.c:\d+\)")
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by the server",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EPIPE: "connection closed by the server",
+    errno.ETIMEDOUT: "timed out",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.EADDRNOTAVAIL: "address not available",
+}
+
+
+def scrub(text: str) -> str:
+    """``text`` without urllib3's object reprs (``HTTPConnection(host=...)``,
+    ``<urllib3.connection... object at 0x...>``, ``Max retries exceeded``, ``_ssl.c``)."""
+    m = _MAX_RETRIES.search(text)
+    if m:
+        text = m.group(1)
+    text = _CONN.sub("", _REPR.sub("", text))
+    return _SSL_WHERE.sub("", text).strip(" :'\"") or "network error"
+
+
+def _tls_words(exc: ssl.SSLError) -> str:
+    reason = str(exc.reason or "").upper()
+    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                  "HTTP_REQUEST"):
+        return "the server does not speak TLS at this address (an http:// URL?)"
+    if reason:
+        return f"TLS handshake failed ({reason.replace('_', ' ').lower()})"
+    return f"TLS handshake failed ({scrub(str(exc))})"
+
+
+def plain_reason(exc: BaseException) -> str:
+    """Why a network operation failed, in a few plain words, without library internals:
+    ``connection refused``, ``timed out``, ``name not resolved``, ``TLS certificate not
+    trusted (...)``..."""
+    chain = list(exception_chain(exc))
+
+    def first(kind: type[BaseException] | tuple[type[BaseException], ...]
+              ) -> BaseException | None:
+        return next((e for e in chain if isinstance(e, kind)), None)
+
+    if first(http.client.RemoteDisconnected) is not None:
+        return "the server closed the connection without answering"
+    cert = first(ssl.SSLCertVerificationError)
+    if isinstance(cert, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({cert.verify_message or cert.reason})"
+    dns = first(socket.gaierror)
+    if isinstance(dns, socket.gaierror):
+        if dns.errno == socket.EAI_AGAIN:
+            return "name not resolved (temporary DNS failure)"
+        return "name not resolved"
+    for kind, words in ((ConnectionRefusedError, "connection refused"),
+                        (ConnectionResetError, "connection reset by the server"),
+                        (BrokenPipeError, "connection closed by the server"),
+                        (ConnectionAbortedError, "connection aborted")):
+        if first(kind) is not None:
+            return words
+    if first(http.client.IncompleteRead) is not None:  # urllib3's is a subclass
+        return "connection closed before the end of the body"
+    if first(TimeoutError) is not None:
+        return "timed out"
+    tls = first(ssl.SSLError)
+    if isinstance(tls, ssl.SSLError):
+        return _tls_words(tls)
+    for e in chain:
+        if isinstance(e, OSError) and e.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[e.errno]
+    for e in chain:
+        if isinstance(e, OSError) and e.strerror:
+            return str(e.strerror)[:1].lower() + str(e.strerror)[1:]
+    return scrub(str(exc))
 
 
 #: reads at least this large go from the socket straight into the caller's buffer
@@ -244,7 +348,8 @@ def too_large(url: str, max_size: int) -> SizeLimitError:
     return SizeLimitError(
         f"download from {url} failed: more than {max_size} bytes received "
         f"(maximum size {max_size})", file=url,
-        hint="the mirror serves a file larger than its manifest allows")
+        hint="the mirror serves a file larger than its manifest allows",
+        reason=f"more than {max_size} bytes")
 
 
 class Framing:
@@ -270,8 +375,11 @@ class Framing:
             return
         if self.length is not None and self.received < self.length:
             raise TransientError(f"download from {url} failed: connection closed after "
-                                 f"{self.received} of {self.length} bytes", file=url)
+                                 f"{self.received} of {self.length} bytes", file=url,
+                                 reason=f"connection closed after {self.received} of "
+                                        f"{self.length} bytes")
         if self.length is None and self.received == 0:
             raise TransientError(
                 f"download from {url} failed: empty response without Content-Length or "
-                "chunked encoding (connection cut in the headers?)", file=url)
+                "chunked encoding (connection cut in the headers?)", file=url,
+                reason="empty response (connection cut in the headers?)")

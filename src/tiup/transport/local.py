@@ -1,9 +1,18 @@
-"""The local-directory transport: a mirror on disk, NFS, or a mounted share."""
+"""The local-directory transport: a mirror on disk, NFS, or a mounted share.
+
+Only regular files are read (a symlink to one is fine). Every file is opened with
+``O_NONBLOCK`` and checked with ``fstat`` before a byte is read, so a FIFO, a device
+(``/dev/zero``, ``/dev/random``), a socket or a directory in place of a mirror file is
+refused at once with a :class:`~tiup.errors.FetchError` naming it, instead of blocking
+forever (a FIFO with no writer) or streaming without end (``/dev/zero``).
+"""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -51,6 +60,21 @@ def _copy(src: int, dst: int, size: int, cap: int | None, progress: Progress | N
     return copied
 
 
+def _kind(mode: int) -> str:
+    """What a non-regular file is, for messages."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a regular file"
+
+
 class LocalFetcher(Fetcher):
     """Reads a mirror directory. Only regular files directly under it are served."""
 
@@ -71,20 +95,48 @@ class LocalFetcher(Fetcher):
         return self.root / name
 
     def _open(self, resource: str, max_size: int | None) -> tuple[int, int]:
+        """Open ``resource`` for reading: a regular file of at most ``max_size`` bytes.
+
+        Raises:
+            NotFoundError: no such file.
+            SizeLimitError: the file is larger than ``max_size``.
+            FetchError: it cannot be opened, or is not a regular file (FIFO, device,
+                socket, directory).
+        """
         path = self._path(resource)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            # O_NONBLOCK: opening a FIFO without a writer must not wait for one
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             raise NotFoundError(f"{resource} not found in mirror {self.address}",
-                                file=str(path)) from exc
+                                file=str(path), reason="not found") from exc
         except OSError as exc:
-            raise FetchError(f"cannot read {path}: {exc.strerror or exc}", file=str(path)) from exc
-        size = os.fstat(fd).st_size
+            raise FetchError(f"cannot read {path}: {exc.strerror or exc}", file=str(path),
+                             reason=str(exc.strerror or exc)) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                kind = _kind(st.st_mode)
+                raise FetchError(
+                    f"cannot read {path}: it is {kind}, not a regular file", file=str(path),
+                    hint="a mirror file must be a regular file (or a symlink to one): "
+                         "replace it with the real file",
+                    reason=f"not a regular file ({kind})")
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        except OSError as exc:
+            os.close(fd)
+            raise FetchError(f"cannot read {path}: {exc.strerror or exc}", file=str(path),
+                             reason=str(exc.strerror or exc)) from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        size = st.st_size
         if max_size is not None and size > max_size:
             os.close(fd)
             raise SizeLimitError(
                 f"local load from {path} failed, maximum size exceeded: {size} > {max_size}",
-                file=str(path),
+                file=str(path), reason=f"{size} bytes, over the {max_size}-byte cap",
             )
         return fd, size
 
