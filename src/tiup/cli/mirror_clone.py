@@ -101,11 +101,17 @@ def build_options(full: bool, oses: tuple[str, ...], archs: tuple[str, ...], pre
               help="Mirror to clone (default: TIUP_MIRRORS, then the configured mirror).")
 @click.option("--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               metavar="SECONDS", help="Wait at most this long for another writer of the target.")
+@click.option("--key-dir", metavar="DIR",
+              help="Where the keys of an earlier clone in TARGET-DIR are, if not in "
+                   "TARGET-DIR/keys (also searched: $TIUP_HOME/keys).")
+@click.option("--force", is_flag=True,
+              help="Clone even if TARGET-DIR holds another mirror (it is replaced, with new "
+                   "keys) or other files (they are kept).")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress display.")
 @click.pass_context
 def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str, ...],
           archs: tuple[str, ...], prefix: bool, jobs: int, source: str | None,
-          lock_timeout: float, no_progress: bool) -> int:
+          lock_timeout: float, key_dir: str | None, force: bool, no_progress: bool) -> int:
     """Clone a mirror into TARGET-DIR, signed with the clone's own keys.
 
     GLOBAL-VERSION selects that version of every component (falling back to a
@@ -116,7 +122,9 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
     Running it again into the same TARGET-DIR updates the clone in place: its
     keys are kept (clients need no `tiup mirror set` again), earlier versions
     are kept, and only new or changed files are downloaded. Interrupted
-    downloads resume.
+    downloads resume. A TARGET-DIR holding another mirror, or other files, is
+    refused unless --force (use `tiup mirror merge` to combine mirrors); so is a
+    selection that matches no version.
 
     \b
     Examples:
@@ -126,20 +134,22 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
     """
     from tiup.cli.clientctx import flush_warnings, open_updater, profile
     from tiup.clock import now
-    from tiup.errors import UsageError
+    from tiup.errors import ExpiredError
     from tiup.repository.clone import check_not_self, clone_mirror
+    from tiup.repository.clone_target import inspect_target
 
     if no_progress:
         output.set_options(progress=False)
     positional, per_component = parse_extra(args)
     if not positional:
-        click.echo(ctx.get_help())
-        return 0
+        raise click.UsageError("Missing argument 'TARGET-DIR'.", ctx=ctx)
     target = Path(positional[0]).expanduser().absolute()
     opts = build_options(full, oses, archs, prefix, positional[1:], per_component)
     prof = profile()
     address = source or prof.effective_mirror()
     check_not_self(address, target)
+    key_dirs = [*([Path(key_dir).expanduser()] if key_dir else []), prof.keys_dir]
+    inspect_target(target, key_dirs, force=force)
     shown = ", ".join(opts.global_versions)
     output.info(f"Start to clone mirror, targetDir is {target}, source mirror is {address}, "
                 f"selectedVersions are [{shown}]")
@@ -151,9 +161,12 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
     try:
         with _progress() as sink:
             report = clone_mirror(updater, target, opts, now=now(), jobs=max(1, jobs),
-                                  progress=sink, lock_timeout=lock_timeout)
-    except UsageError:
-        raise
+                                  progress=sink, lock_timeout=lock_timeout, force=force,
+                                  key_dirs=key_dirs)
+    except ExpiredError as exc:
+        from tiup.cli.mirror_common import explain_expired
+
+        raise explain_expired(exc, address) from exc
     finally:
         flush_warnings(updater)
         updater.close()

@@ -11,6 +11,7 @@ import click
 from tiup.cli import output
 
 if TYPE_CHECKING:
+    from tiup.errors import ExpiredError
     from tiup.repository.keyring import KeyRing
     from tiup.repository.store import Store
 
@@ -89,6 +90,28 @@ def report_commit(store: Store, written: list[str]) -> None:
     at = root.expires_at()
     if at < store.now + timedelta(days=60):
         output.warn(f"root.json of mirror {store.directory} expires at {root.expires}; "
-                    "run `tiup mirror rotate` to extend it")
+                    f"run `tiup mirror rotate --days {store.lifetimes.root}` to extend it")
     if output.verbose():
         output.info("wrote " + ", ".join(written))
+
+
+def explain_expired(exc: ExpiredError, address: str) -> ExpiredError:
+    """An expiry error of a mirror a publisher reads (a remote mirror it writes, a clone's
+    source), naming the mirror and the file, with the command that fixes it.
+
+    (A local mirror never fails this way: its writers ignore expiry and re-sign.)
+    """
+    from tiup.errors import ExpiredError
+
+    message = exc.message if address in exc.message else f"mirror {address}: {exc.message}"
+    where = f"{exc.file or ''} {exc.message}"
+    if "root.json" in where or "declared in" in where:
+        fix = "publish a new root: `tiup mirror --repo <mirror-dir> rotate --days N`"
+    elif "index.json" in where:
+        fix = "renew the index: `tiup mirror --repo <mirror-dir> renew --index`"
+    else:
+        fix = ("re-sign snapshot.json and timestamp.json: `tiup mirror --repo <mirror-dir> "
+               "renew`")
+    return ExpiredError(message, file=exc.file,
+                        hint=f"the administrator of {address} can {fix}, on the mirror's "
+                             "directory (a running `tiup mirror serve` picks it up)")

@@ -83,19 +83,26 @@ def renew(ctx: click.Context, components: tuple[str, ...], days: int | None, wit
           key_dir: str | None, lock_timeout: float) -> int:
     """Renew manifests; snapshot.json and timestamp.json are always re-signed.
 
-    Works on a mirror that has already expired. On an http(s):// mirror the
-    named components are renewed through the server (which re-signs snapshot
-    and timestamp); --index needs the local mirror.
+    Name what to renew: COMPONENT..., --all or --index; to re-sign only
+    snapshot.json and timestamp.json, name the mirror with `tiup mirror --repo
+    DIR renew`. Works on a mirror that has already expired. On an http(s)://
+    mirror the named components are renewed through the server (which re-signs
+    snapshot and timestamp); --index needs the local mirror.
 
     \b
     Examples:
-      tiup mirror renew                  # only snapshot and timestamp
+      tiup mirror --repo /data/mirror renew   # only snapshot and timestamp
       tiup mirror renew hello --days 730
       tiup mirror renew --all --index
     """
     from tiup.errors import UsageError
     from tiup.repository.admin import renew_component
 
+    if not (components or all_components or with_index or (ctx.obj or {}).get("repo")):
+        raise click.UsageError(
+            "Missing argument 'COMPONENT...': name the components to renew (or --all, "
+            "--index); to re-sign only snapshot.json and timestamp.json, name the mirror: "
+            "`tiup mirror --repo DIR renew`", ctx=ctx)
     target = mirror_target(ctx)
     if isinstance(target, str):
         if with_index:
@@ -166,7 +173,8 @@ def transfer_owner(ctx: click.Context, component: str, new_owner: str,
     target = mirror_target(ctx)
     ring = (remote_keyring(key_files, key_dir) if isinstance(target, str)
             else keyring(target, key_files, key_dir, default_key=True))
-    collected = _Collector(component, new_owner, addr or "", all_keys, sign_timeout)
+    collected = _Collector(component, new_owner, addr or "", all_keys, sign_timeout,
+                           None if isinstance(target, str) else ring)
     if isinstance(target, str):
         if addr:
             run_remote(target, timeout, collected.transfer)
@@ -189,9 +197,11 @@ class _Collector:
     """transfer-owner --addr: build the manifest, collect the owners' signatures over HTTP."""
 
     def __init__(self, component: str, new_owner: str, addr: str, all_keys: bool,
-                 timeout: float):
+                 timeout: float, local_ring: KeyRing | None):
         self.component, self.new_owner, self.addr = component, new_owner, addr
         self.all_keys, self.timeout = all_keys, timeout
+        #: a local mirror's keys: the commit signs index, snapshot and timestamp with them
+        self.local_ring = local_ring
 
     def transfer(self, view: Any) -> None:
         from tiup.cli.mirror_sign import collect_signatures
@@ -210,6 +220,17 @@ class _Collector:
         new, current = next_component_manifest(view, component_id(self.component))
         if current == oid:
             raise RepositoryError(f"{self.component} is already owned by {oid}")
+        if self.local_ring is not None:
+            from tiup.errors import MissingKeyError
+            from tiup.repository.admin import check_signing_keys
+
+            try:
+                check_signing_keys(view.root, self.local_ring,
+                                   ("index", "snapshot", "timestamp"), view.state.root_name)
+            except MissingKeyError as exc:
+                raise MissingKeyError(
+                    f"cannot publish the transfer (checked before asking the owners to sign): "
+                    f"{exc.message}", file=exc.file, hint=exc.hint) from exc
         groups = [KeyGroup(f"owner {o}", index.owners[o].keys,
                            index.owners[o].effective_threshold) for o in (current, oid)]
         sigs = collect_signatures(new.to_dict(), groups, self.addr, all_keys=self.all_keys,
@@ -250,8 +271,14 @@ def rotate(ctx: click.Context, key_dir: str | None, add_keys: tuple[str, ...],
     and new root keys found locally, or, with --addr HOST:PORT, by key holders
     running `tiup mirror sign <url> -k KEY` until both the old and the new
     thresholds are met (--all-keys: every key). N.root.json and root.json are
-    written, then snapshot and timestamp; on an http(s):// mirror the root is
-    sent to the server (POST /api/v1/rotate).
+    written, then snapshot and timestamp (and the index, re-signed, if its key
+    changed); on an http(s):// mirror the root is sent to the server (POST
+    /api/v1/rotate). The snapshot/timestamp/index keys of a local mirror are
+    checked before anyone is asked to sign.
+
+    A rotation that changes nothing (no option given; the editor quit, or
+    saved the proposal unchanged) publishes nothing and exits 0: the pre-filled
+    expiry alone is not a change; use --days N to extend the root's expiry.
     """
     import sys
 
@@ -270,22 +297,40 @@ def rotate(ctx: click.Context, key_dir: str | None, add_keys: tuple[str, ...],
         infos.append(info)
     flags_given = bool(add_keys or remove_keys or threshold is not None or days is not None)
     interactive = edit or (not flags_given and sys.stdin.isatty() and sys.stdout.isatty())
+    if interactive:
+        from tiup.cli.root_editor import editor_command
+
+        editor_command()  # a broken $EDITOR is a usage error before anything else
     plan = _RotatePlan(infos, remove_keys, threshold, days, interactive, addr, all_keys,
-                       sign_timeout, ring)
+                       sign_timeout, ring, local=not isinstance(target, str))
+    new: Root | None
     if isinstance(target, str):
         new = run_remote(target, timeout, plan.remote)
     else:
+        from tiup.repository.admin import rotation_roles
         from tiup.repository.state import latest_root
 
         old = latest_root(target)[0]
         with open_store(target, ring, lock_timeout) as store:
             lifetime = store.lifetimes.root
-        new, data = plan.build(old, lifetime)
-        with open_store(target, ring, lock_timeout) as store:
-            _check_unchanged(store.state.root, old)
-            store.set_root(new, data)
-            written = store.commit()
-            report_commit(store, written)
+        built = plan.build(old, lifetime)
+        new = built[0] if built else None
+        if built is not None:
+            with open_store(target, ring, lock_timeout) as store:
+                _check_unchanged(store.state.root, old)
+                store.set_root(*built)
+                if "index" in rotation_roles(old, built[0]):
+                    store.renew_index()
+                written = store.commit()
+                report_commit(store, written)
+    if new is None:
+        why = (f"--days {days} does not extend its expiry (expiry never shrinks)"
+               if days is not None else "it would differ only in its version and expiry")
+        output.info(f"No change to root.json version {plan.old_version} of {target}: {why}; "
+                    "nothing was published.")
+        output.info("To rotate, give --add-key, --remove-key, --threshold or --days, or change "
+                    "keys, thresholds or `expires` with --edit.")
+        return 0
     role = new.roles["root"]
     output.info(f"Rotated root to version {new.version} ({len(role.keys)} root keys, threshold "
                 f"{role.threshold}, expires {new.expires}), signed by {plan.signed_by} keys")
@@ -303,28 +348,45 @@ def _check_unchanged(current: Root, old: Root) -> None:
 class _RotatePlan:
     def __init__(self, add: list[Any], remove: tuple[str, ...], threshold: int | None,
                  days: int | None, interactive: bool, addr: str | None, all_keys: bool,
-                 sign_timeout: float, ring: KeyRing):
+                 sign_timeout: float, ring: KeyRing, *, local: bool):
         self.add, self.remove, self.threshold, self.days = add, remove, threshold, days
         self.interactive, self.addr, self.all_keys = interactive, addr, all_keys
-        self.sign_timeout, self.ring = sign_timeout, ring
+        self.sign_timeout, self.ring, self.local = sign_timeout, ring, local
         self.signed_by = 0
-        self._built: tuple[int, Root, bytes] | None = None
+        self.old_version = 0
+        self._built: tuple[int, tuple[Root, bytes] | None] | None = None
 
-    def build(self, old: Root, lifetime: int) -> tuple[Root, bytes]:
-        """The next root and its signed bytes (asks the editor / key holders once)."""
+    def build(self, old: Root, lifetime: int) -> tuple[Root, bytes] | None:
+        """The next root and its signed bytes, None if it changes nothing (asks the editor /
+        key holders once).
+
+        Raises:
+            MissingKeyError: a key the commit signs with is missing (checked before any
+                signature is collected), or too few root keys to sign locally.
+            TiupError: the edited root is invalid; the signatures were not collected.
+        """
         from tiup.clock import now
         from tiup.manifest.envelope import envelope_bytes
-        from tiup.repository.admin import next_root, root_signers
+        from tiup.repository.admin import next_root, root_changed, root_signers
         from tiup.repository.store import sign
 
         if self._built is not None and self._built[0] == old.version:
-            return self._built[1], self._built[2]
-        new = next_root(old, now(), self.days or lifetime, add=self.add, remove=self.remove,
-                        threshold=self.threshold)
+            return self._built[1]
+        self.old_version = old.version
+        proposed = next_root(old, now(), self.days or lifetime, add=self.add,
+                             remove=self.remove, threshold=self.threshold)
+        new = proposed
         if self.interactive:
             from tiup.cli.root_editor import edit_root
 
-            new = edit_root(new, old)
+            new = edit_root(proposed, old)
+        # the pre-filled expiry alone is no reason to publish: --days, or an edited date, is
+        asked_expiry = self.days is not None or new.expires != proposed.expires
+        if not root_changed(old, new, expiry=asked_expiry):
+            self._built = (old.version, None)
+            return None
+        if self.local:
+            self._check_commit_keys(old, new)
         if self.addr:
             from tiup.cli.mirror_sign import collect_signatures
             from tiup.server.signing import KeyGroup
@@ -340,10 +402,25 @@ class _RotatePlan:
             signers = root_signers(old, new, self.ring)
             data = sign(new, signers)
             self.signed_by = len(signers)
-        self._built = (old.version, new, data)
+        self._built = (old.version, (new, data))
         return new, data
 
-    def remote(self, view: Any) -> Root:
-        new, data = self.build(view.root, view.lifetimes.root)
-        view.client.post_rotate(data)
-        return new
+    def _check_commit_keys(self, old: Root, new: Root) -> None:
+        """The keys the local commit signs with must be here before anyone signs the root."""
+        from tiup.errors import MissingKeyError
+        from tiup.repository.admin import check_signing_keys, rotation_roles
+
+        try:
+            check_signing_keys(new, self.ring, rotation_roles(old, new),
+                               f"the new root version {new.version}")
+        except MissingKeyError as exc:
+            when = "before asking the key holders to sign" if self.addr else "before signing"
+            raise MissingKeyError(f"cannot publish root version {new.version} (checked {when}):"
+                                  f" {exc.message}", file=exc.file, hint=exc.hint) from exc
+
+    def remote(self, view: Any) -> Root | None:
+        built = self.build(view.root, view.lifetimes.root)
+        if built is None:
+            return None
+        view.client.post_rotate(built[1])
+        return built[0]

@@ -83,7 +83,7 @@ def run_remote(address: str, timeout: float, build: Callable[[RemoteMirror], T])
     from tiup.client.profile import Profile
     from tiup.client.remote import APIClient
     from tiup.clock import now
-    from tiup.errors import TiupError
+    from tiup.errors import ExpiredError, TiupError
     from tiup.repository.remote import RemoteMirror, RetryPolicy, with_retries
 
     client = APIClient(address, timeout=timeout or None)
@@ -104,5 +104,9 @@ def run_remote(address: str, timeout: float, build: Callable[[RemoteMirror], T])
 
     try:
         return with_retries(attempt, RetryPolicy(base=backoff_base()), on_retry)
+    except ExpiredError as exc:
+        from tiup.cli.mirror_common import explain_expired
+
+        raise explain_expired(exc, address) from exc
     finally:
         client.close()

@@ -2,7 +2,9 @@
 
 The file is pre-filled with the next root (version +1, expiry extended), as
 4-space-indented JSON of the ``signed`` object like TiUP writes it, and is
-deleted afterwards whatever happens (TiUP leaves it behind).
+deleted afterwards whatever happens (TiUP leaves it behind). A file left as
+proposed (the editor quit, or saved without a change) changes nothing, and
+``rotate`` then publishes nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +18,27 @@ import tempfile
 from pathlib import Path
 
 from tiup.cli import output
-from tiup.errors import ManifestError, TiupError
+from tiup.errors import ManifestError, TiupError, UsageError
 from tiup.manifest.models import Root
+
+
+def editor_command() -> tuple[str, list[str]]:
+    """The editor (``$VISUAL``, else ``$EDITOR``, else ``vi``) as text and as an argv.
+
+    Raises:
+        UsageError: the variable is blank or its quoting is broken (``EDITOR='vi "'``).
+    """
+    name = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
+    editor = os.environ.get(name) or "vi"
+    try:
+        argv = shlex.split(editor)
+    except ValueError as exc:
+        raise UsageError(f"cannot parse ${name}={editor!r}: {exc}",
+                         hint=f"fix ${name} (e.g. {name}=vi), or give --add-key/--remove-key/"
+                              "--threshold/--days instead of editing") from exc
+    if not argv:
+        raise UsageError(f"${name} is blank", hint=f"set {name}=vi (or another editor)")
+    return editor, argv
 
 
 def edit_root(proposed: Root, old: Root) -> Root:
@@ -29,15 +50,16 @@ def edit_root(proposed: Root, old: Root) -> Root:
     from tiup.manifest.canonical import decode_json_strict
     from tiup.repository.admin import check_root_threshold
 
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    editor, argv = editor_command()
     fd, name = tempfile.mkstemp(suffix=".root.json")
     path = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(proposed.to_dict(), indent=4) + "\n")
-        output.info(f"Editing the new root (version {proposed.version}) with {editor} ...")
+        output.info(f"Editing the new root (version {proposed.version}) with {editor} (quit "
+                    "without a change to publish nothing) ...")
         try:
-            done = subprocess.run([*shlex.split(editor), str(path)], check=False)
+            done = subprocess.run([*argv, str(path)], check=False)
         except OSError as exc:
             raise TiupError(f"cannot run the editor {editor!r}: {exc.strerror or exc}",
                             hint="set EDITOR, or give --add-key/--remove-key/--threshold/--days"

@@ -190,6 +190,40 @@ def next_root(old: Root, now: datetime, days: int, *, add: Sequence[KeyInfo] = (
     return new
 
 
+def root_changed(old: Root, new: Root, *, expiry: bool) -> bool:
+    """Whether ``new`` changes anything of ``old`` but its version (and, unless ``expiry``,
+    its expiry date): a rotation that changes nothing is not published (an unedited
+    proposal only differs in version and the pre-filled expiry)."""
+    ignored = ("version",) if expiry else ("version", "expires")
+    before, after = old.to_dict(), new.to_dict()
+    for key in ignored:
+        before.pop(key, None)
+        after.pop(key, None)
+    return before != after
+
+
+def rotation_roles(old: Root, new: Root) -> list[str]:
+    """The roles whose manifests the commit of a rotation signs with ``new``'s keys:
+    snapshot and timestamp always; the index too when its role changes (it must then be
+    re-signed by the new index key, or clients would refuse it)."""
+    roles = ["snapshot", "timestamp"]
+    if old.roles["index"].to_dict() != new.roles["index"].to_dict():
+        roles.insert(0, "index")
+    return roles
+
+
+def check_signing_keys(root: Root, ring: KeyRing, roles: Sequence[str], source: str) -> None:
+    """Check that ``ring`` holds every key of ``roles`` in ``root`` (TiUP's rule: all of
+    them) before any work that would be wasted without them, e.g. collecting the key
+    holders' signatures of a new root.
+
+    Raises:
+        MissingKeyError: naming the first missing key, its role and where keys were looked for.
+    """
+    for role in roles:
+        ring.role_signers(role, root.roles[role].keys, source)
+
+
 def check_root_threshold(new: Root) -> None:
     """Raises RepositoryError unless 1 ≤ root threshold ≤ number of root keys."""
     role = new.roles["root"]

@@ -8,6 +8,12 @@ the manifests are written through the crash-safe :class:`~tiup.repository.store.
 (tarballs, versioned manifests, ``snapshot.json``, ``timestamp.json`` last) under
 ``<target>/lock``, held for the whole run.
 
+The target must be new, empty, or an earlier clone whose keys are at hand;
+another mirror (e.g. one made by ``tiup mirror init``) or a directory of other
+files is refused without ``--force``, before anything is written
+(:mod:`tiup.repository.clone_target`). So is a selection that matches nothing
+(:func:`~tiup.repository.clone_plan.check_selection`).
+
 Re-running into the same target is incremental (``behavior.md`` §12.6): the
 clone's keys are reused (see :mod:`tiup.repository.clone_keys`), the versions
 the earlier clone had are kept, only new or changed tarballs are downloaded,
@@ -18,6 +24,7 @@ version ``max(previous + 1, source version)``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,10 +32,18 @@ from pathlib import Path
 
 from tiup.client.profile import normalise_address
 from tiup.client.updater import Updater
-from tiup.errors import FetchError, NotFoundError, RepositoryError, TiupError, UsageError
+from tiup.errors import (
+    FetchError,
+    InvalidNameError,
+    NotFoundError,
+    RepositoryError,
+    TiupError,
+    UsageError,
+)
 from tiup.fsutil import atomic_write
 from tiup.manifest import versions as V
 from tiup.manifest.models import Component, Index, VersionItem
+from tiup.manifest.names import check_item_url
 from tiup.repository.clone_fetch import (
     WORK_DIR,
     DownloadPool,
@@ -36,20 +51,20 @@ from tiup.repository.clone_fetch import (
     FileJob,
     ProgressSink,
     remove_work_dir,
-    safe_tarball_name,
 )
-from tiup.repository.clone_keys import (
-    CLONE_LIFETIMES,
-    OWNER,
-    CloneKeys,
-    reusable_keyring,
-    write_new_mirror,
+from tiup.repository.clone_keys import CLONE_LIFETIMES, OWNER, CloneKeys, write_new_mirror
+from tiup.repository.clone_plan import (
+    CloneOptions,
+    Selection,
+    check_selection,
+    cloned_manifest,
+    select,
 )
-from tiup.repository.clone_plan import CloneOptions, Selection, cloned_manifest, select
+from tiup.repository.clone_target import CloneTarget, inspect_target
 from tiup.repository.files import MirrorLock
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
-from tiup.repository.state import MirrorState, read_state
+from tiup.repository.state import MirrorState
 from tiup.repository.store import IndexFlags, Store, sign
 from tiup.transport.base import Fetcher
 
@@ -123,16 +138,28 @@ class _Plan:
 
 def clone_mirror(updater: Updater, target: Path, opts: CloneOptions, *, now: datetime,
                  jobs: int = 4, progress: ProgressSink | None = None,
-                 lock_timeout: float = 60.0) -> CloneReport:
+                 lock_timeout: float = 60.0, force: bool = False,
+                 key_dirs: Sequence[Path] = ()) -> CloneReport:
     """Clone the mirror ``updater`` reads into ``target`` (see the module docstring).
+
+    The target and the selection are checked before anything is written
+    (:func:`~tiup.repository.clone_target.inspect_target`,
+    :func:`~tiup.repository.clone_plan.check_selection`): a refused clone leaves
+    the target as it was (not even created).
+
+    Args:
+        force: replace another mirror in ``target``, or write next to other files there.
+        key_dirs: where else the keys of an earlier clone may be (after ``<target>/keys``).
 
     Raises:
         UsageError: the source is the target; an unknown component option.
-        RepositoryError: a selected exact version exists nowhere; the target cannot be written.
+        RepositoryError: the target holds another mirror or other files (without
+            ``force``); the selection matches nothing; the target cannot be written.
         VerificationError, FetchError: the source's metadata cannot be read and verified.
     """
     target = target.expanduser().absolute()
     check_not_self(updater.address, target)
+    inspect_target(target, key_dirs, force=force)
     report = CloneReport(target, updater.address, metadata_only=opts.metadata_only)
     updater.refresh()
     index = updater.index
@@ -141,6 +168,9 @@ def clone_mirror(updater: Updater, target: Path, opts: CloneOptions, *, now: dat
         raise UsageError(f"unknown component {', '.join(unknown)}",
                          hint=f"the components of {updater.address} are: "
                               + ", ".join(sorted(index.components)))
+    picked = _select(updater, index, opts, report)
+    check_selection(opts, {p.comp_id: p.source for p in picked},
+                    {p.comp_id: p.selection for p in picked})
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -148,38 +178,44 @@ def clone_mirror(updater: Updater, target: Path, opts: CloneOptions, *, now: dat
     lock = MirrorLock(target, lock_timeout)
     lock.acquire()
     try:
-        return _clone_locked(updater, index, target, opts, now, jobs, progress, lock, report)
+        # again under the lock: another writer may have changed the target meanwhile
+        found = inspect_target(target, key_dirs, force=force)
+        return _clone_locked(updater, picked, found, opts, now, jobs, progress, report)
     finally:
         lock.release()
 
 
-def _previous_state(target: Path, report: CloneReport) -> MirrorState | None:
-    if not (target / "root.json").is_file():
-        return None
-    try:
-        return read_state(target)
-    except TiupError as exc:
-        report.warnings.append(f"the mirror already in {target} cannot be read ({exc.message});"
-                               " it is replaced by a new clone with new keys")
-        return None
-
-
-def _clone_locked(updater: Updater, index: Index, target: Path, opts: CloneOptions,
-                  now: datetime, jobs: int, progress: ProgressSink | None, lock: MirrorLock,
+def _clone_locked(updater: Updater, picked: list[_Picked], found: CloneTarget,
+                  opts: CloneOptions, now: datetime, jobs: int, progress: ProgressSink | None,
                   report: CloneReport) -> CloneReport:
-    prev = _previous_state(target, report)
-    plans = _plan(updater, index, opts, prev, report)
+    target = found.path
+    prev = found.previous
+    if found.replaced:
+        report.warnings.append(f"{target}: {found.replaced}; it is replaced by a new clone "
+                               "with new keys (--force): clients must run `tiup mirror set` "
+                               "again")
+    if found.foreign_files:
+        report.warnings.append(f"{target} held {found.foreign_files} other entries (--force): "
+                               "they are left where they are")
+    plans = _plan(picked, opts, prev, report)
     wanted: dict[str, FileJob] = {}
+    clashes: set[str] = set()
     for plan in plans:
-        for _plat, ver, item in plan.manifest.items():
+        for plat, ver, item in plan.manifest.items():
+            name = _tarball_of(plan.comp_id, plat, ver, item)
+            if name is None:
+                report.failed.append((item.url, f"{plan.comp_id} {ver} ({plat}): its url is "
+                                      "not <component>-<version>-<os>-<arch>.tar.gz"))
+                continue
             if item.yanked:
                 continue
-            name = safe_tarball_name(item.url)
-            if name is None:
-                report.failed.append((item.url, f"unsafe tarball url in {plan.comp_id} {ver}"))
-                continue
-            wanted[name] = FileJob(name, item.length, item.sha256, item.sha512)
-    ring: KeyRing | None = reusable_keyring(prev, target / "keys") if prev else None
+            job = FileJob(name, item.length, item.sha256, item.sha512)
+            if wanted.get(name, job) != job:
+                clashes.add(name)
+            wanted[name] = job
+    for name in clashes:
+        del wanted[name]
+    ring: KeyRing | None = found.ring
     fresh = ring is None
     # New keys (7 RSA-2048 keys, ≈0.4 s of CPU that releases the GIL) are generated
     # while the tarballs download.
@@ -189,6 +225,8 @@ def _clone_locked(updater: Updater, index: Index, target: Path, opts: CloneOptio
     fetcher = updater.fetcher.inner
     pool = DownloadPool(fetcher, target, jobs=jobs, progress=progress)
     fetched = pool.run(wanted.values())
+    for name in clashes:
+        fetched.failed[name] = ("/" + name, "two versions name this file with different contents")
     report.downloaded = len(fetched.downloaded)
     report.downloaded_bytes = fetched.bytes_downloaded
     report.present = len(fetched.present)
@@ -196,10 +234,6 @@ def _clone_locked(updater: Updater, index: Index, target: Path, opts: CloneOptio
     report.failed.extend(sorted(fetched.failed.values()))
 
     if new_keys is not None:
-        if prev is not None:
-            report.warnings.append(
-                f"{target} holds a mirror whose keys are not all in {target / 'keys'}: it is "
-                "signed anew with new keys; clients must run `tiup mirror set` again")
         keys = new_keys.result()
         report.key_files = keys.save(target / "keys")
         report.written += write_new_mirror(target, keys, now)
@@ -224,26 +258,51 @@ def _clone_locked(updater: Updater, index: Index, target: Path, opts: CloneOptio
 
 
 # --------------------------------------------------------------------- planning
-def _plan(updater: Updater, index: Index, opts: CloneOptions, prev: MirrorState | None,
-          report: CloneReport) -> list[_Plan]:
-    plans: list[_Plan] = []
+@dataclass
+class _Picked:
+    """One source component and what the options select of it (before the target is read)."""
+
+    comp_id: str
+    source: Component
+    selection: Selection
+    hidden: bool
+    standalone: bool
+
+
+def _select(updater: Updater, index: Index, opts: CloneOptions,
+            report: CloneReport) -> list[_Picked]:
+    """Read every (non-yanked) source component and select its versions; writes nothing.
+
+    Raises:
+        RepositoryError: an exact per-component version exists nowhere.
+        VerificationError, FetchError: a component manifest cannot be read and verified.
+    """
+    picked: list[_Picked] = []
     for comp_id in sorted(index.components):
         entry = index.components[comp_id]
-        previous = _previous_component(prev, comp_id, report)
         if entry.yanked:
             report.notes.append(f"{comp_id} is yanked in the source: not cloned")
             continue
         source = updater.component(comp_id)
         sel = select(source, opts)
         report.notes.extend(sel.notes)
-        if sel.empty and previous is None:
+        picked.append(_Picked(comp_id, source, sel, entry.hidden, entry.standalone))
+    return picked
+
+
+def _plan(picked: list[_Picked], opts: CloneOptions, prev: MirrorState | None,
+          report: CloneReport) -> list[_Plan]:
+    plans: list[_Plan] = []
+    for p in picked:
+        previous = _previous_component(prev, p.comp_id, report)
+        if p.selection.empty and previous is None:
             if not opts.metadata_only:
-                report.dropped.append(comp_id)
+                report.dropped.append(p.comp_id)
             continue
-        manifest = _merge(previous, cloned_manifest(source, sel, full=opts.full,
+        manifest = _merge(previous, cloned_manifest(p.source, p.selection, full=opts.full,
                                                     platforms=opts.platforms))
-        plans.append(_Plan(comp_id, source, sel, manifest, previous, entry.hidden,
-                           entry.standalone))
+        plans.append(_Plan(p.comp_id, p.source, p.selection, manifest, previous, p.hidden,
+                           p.standalone))
     return plans
 
 
@@ -294,6 +353,15 @@ def mark_source_yanks(manifest: Component, source: Component) -> None:
 
 
 # ---------------------------------------------------------------------- writing
+def _tarball_of(comp_id: str, plat: str, ver: str, item: VersionItem) -> str | None:
+    """The file name of a source item's tarball, or None unless its url is the one rule
+    (``/<id>-<version>-<os>-<arch>.tar.gz``) allows: a clone writes only such names."""
+    try:
+        return check_item_url(comp_id, plat, ver, item.url)
+    except InvalidNameError:
+        return None
+
+
 def _without_failures(plan: _Plan, fetched: FetchResult) -> Component:
     """The manifest with versions whose tarball could not be fetched left out (or, for a
     version the earlier clone had, its earlier item kept)."""
@@ -301,8 +369,8 @@ def _without_failures(plan: _Plan, fetched: FetchResult) -> Component:
     for plat, vs in plan.manifest.platforms.items():
         kept: dict[str, VersionItem] = {}
         for ver, item in vs.items():
-            name = safe_tarball_name(item.url)
-            ok = item.yanked or (name is not None and name not in fetched.failed)
+            name = _tarball_of(plan.comp_id, plat, ver, item)
+            ok = name is not None and (item.yanked or name not in fetched.failed)
             if ok:
                 kept[ver] = item
                 continue
@@ -388,7 +456,7 @@ def _bootstrap(store: Store, plans: list[_Plan], fetched: FetchResult, opts: Clo
         vs = {v: it for v, it in comp.platforms.get(plat, {}).items()
               if not it.yanked} if comp is not None else {}
         latest = V.latest_stable(vs)
-        name = safe_tarball_name(vs[latest].url) if latest is not None else None
+        name = _tarball_of("tiup", plat, latest, vs[latest]) if latest is not None else None
         if name is not None and name in fetched.verified:
             source = store.directory / name
         else:
@@ -421,7 +489,7 @@ def _download_bootstrap(fetcher: Fetcher, boot: str, target: Path,
         report.notes.append(f"TiUP doesn't have {boot[5:-7].replace('-', '/')}, skipped")
         return None
     except FetchError as exc:
-        report.failed.append((fetcher.location(boot), exc.message))
+        report.failed.append((f"/{boot}", exc.reason))  # one short summary line
         return None
     return path
 

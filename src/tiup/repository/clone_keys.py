@@ -10,15 +10,18 @@ writes (a re-run, ``tiup mirror publish`` into the clone) renew with them.
 Publishing into the clone then needs no extra setup: the publisher's key
 discovery searches ``<mirror>/keys``, where the ``pingcap`` owner key is.
 
-A re-run reuses the keys when ``<target>/keys`` still holds the private keys
+A re-run reuses the keys when ``<target>/keys`` (or a key directory the user
+names, for keys moved out of the published tree) still holds the private keys
 of every role of the clone's latest root and of the ``pingcap`` owner (§12.6),
-so clients that trust the clone keep trusting it (TiUP #1704).
+so clients that trust the clone keep trusting it (TiUP #1704); without them
+the target is not taken for an earlier clone (:mod:`tiup.repository.clone_target`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,13 +91,13 @@ class CloneKeys:
         return ring
 
 
-def reusable_keyring(state: MirrorState, key_dir: Path) -> KeyRing | None:
-    """The clone's key ring if ``key_dir`` holds every role key and the ``pingcap`` key.
+def reusable_keyring(state: MirrorState, key_dirs: Sequence[Path]) -> KeyRing | None:
+    """The clone's key ring if ``key_dirs`` hold every role key and the ``pingcap`` key.
 
     Returns None (fresh keys needed) otherwise.
     """
     try:
-        ring = load_keyring([key_dir])
+        ring = load_keyring(key_dirs)
     except TiupError:
         return None
     owner = state.index.owners.get(OWNER)

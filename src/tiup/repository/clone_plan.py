@@ -20,7 +20,7 @@ Rules (``behavior.md`` §6.4 and §12.6):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from tiup.errors import RepositoryError, UsageError
@@ -133,12 +133,80 @@ def select(comp: Component, opts: CloneOptions) -> Selection:
             sel.platforms[plat] = V.sort_versions(chosen)
     missing = [v for v, ok in found_exact.items() if not ok]
     if missing:
-        where = ", ".join(wanted) or "the selected platforms"
+        where = ", ".join(wanted) or ", ".join(opts.platforms)
+        offered = V.sort_versions({v for p in wanted for v in _available(comp, p)
+                                   if not V.is_nightly(v)})[::-1]
+        hint = (f"{comp.id} has {abbreviate(offered)} there" if offered else
+                f"{comp.id} has builds only for {abbreviate(_platforms_of(comp))}")
         raise RepositoryError(
             f"version {', '.join(missing)} of {comp.id} not found on any of {where}",
-            hint=f"run `tiup list {comp.id}` to see the versions the mirror has",
-        )
+            hint=hint + f"; run `tiup list {comp.id}` to see every version")
     return sel
+
+
+def abbreviate(items: Sequence[str], shown: int = 6) -> str:
+    """``a, b, c (and 12 more)``: a short list for one-line messages."""
+    head = ", ".join(items[:shown]) or "nothing"
+    more = len(items) - shown
+    return head + (f" (and {more} more)" if more > 0 else "")
+
+
+def _platforms_of(comp: Component) -> list[str]:
+    return sorted(p for p in comp.platforms if _available(comp, p))
+
+
+def _offered(comp: Component, opts: CloneOptions) -> set[str]:
+    """Versions of ``comp`` a clone with these platforms could take."""
+    plats = [*opts.platforms, ANY]
+    return {v for p in plats for v in _available(comp, p)}
+
+
+def _asked(opts: CloneOptions) -> str:
+    parts = list(opts.global_versions)
+    parts += [f"--{c} {','.join(vs)}" for c, vs in sorted(opts.component_versions.items())]
+    return " ".join(parts) or "--full"
+
+
+def check_selection(opts: CloneOptions, sources: Mapping[str, Component],
+                    selections: Mapping[str, Selection]) -> None:
+    """Refuse a clone whose selection matches nothing (``behavior.md`` §12.6).
+
+    Checked before anything is written: no component has a build for the
+    selected platforms; a global version (or ``--prefix`` value) that no
+    component has there (TiUP would silently take every component's latest
+    instead: a typo cloned gigabytes); or nothing selected at all.
+
+    Raises:
+        RepositoryError: naming what was asked and (abbreviated) what exists.
+    """
+    if opts.metadata_only:
+        return
+    where = ", ".join(opts.platforms)
+    offered: set[str] = set()
+    for comp in sources.values():
+        offered |= _offered(comp, opts)
+    if not offered:
+        plats = sorted({p for c in sources.values() for p in _platforms_of(c)})
+        raise RepositoryError(
+            f"nothing to clone for {where}: no component of the mirror has a build there",
+            hint=(f"the mirror has builds for {abbreviate(plats)}; choose them with --os/--arch"
+                  if plats else "the mirror has no component to clone"))
+    newest = V.sort_versions(v for v in offered if not V.is_nightly(v))[::-1]
+    for value in opts.global_versions:
+        if value in KEYWORDS:
+            continue
+        if not any(_matches_prefix(v, value) if opts.prefix else v == value for v in offered):
+            what = (f"no version starting with {value} in any component" if opts.prefix
+                    else f"version {value} not found in any component")
+            raise RepositoryError(
+                f"{what} for {where}",
+                hint=f"versions there include {abbreviate(newest)}; run `tiup list <component>` "
+                     "for a component's versions")
+    if all(sel.empty for sel in selections.values()):
+        named = [c for c in opts.component_versions if c in sources] or sorted(sources)
+        have = "; ".join(f"{c}: {abbreviate(_platforms_of(sources[c]), 4)}" for c in named[:4])
+        raise RepositoryError(f"nothing to clone: {_asked(opts)} matches no version for {where}",
+                              hint=f"builds available: {have}")
 
 
 def _pick(comp: Component, plat: str, available: dict[str, VersionItem], value: str,
