@@ -379,7 +379,8 @@ def test_expired_timestamp_names_the_mirror_and_what_to_do(tiup, installed: Path
     line = one_error(r)
     assert "timestamp.json expired at" in line and f"(mirror {sim.path})" in line
     text = hint(r)
-    assert f"ask the administrator of mirror {sim.path} to renew it (`tiup mirror renew`)" in text
+    assert (f"ask the administrator of mirror {sim.path} to renew it "
+            "(`tiup mirror --repo <mirror-dir> renew`)") in text
     assert "tiup --offline <component>" in text
     r = tiup("--offline", "hello", env=ENV)  # as the hint says
     assert r.returncode == 0 and r.stdout == "two\n", r.output
@@ -397,7 +398,7 @@ def test_expired_component_manifest_names_the_renew_command(tiup, installed: Pat
     r = tiup("install", "--force", "other", env=ENV)
     assert r.returncode == 1
     assert "other.json expired at" in one_error(r) and f"mirror {sim.path}" in one_error(r)
-    assert "`tiup mirror renew other`" in hint(r)
+    assert "`tiup mirror --repo <mirror-dir> renew other`" in hint(r)
 
 
 # ------------------------------------------------------------------- list with mirror down
@@ -548,3 +549,26 @@ def test_set_root_refuses_a_chain_that_breaks(tiup, tmp_path: Path, clean_home: 
     line = one_error(r)
     assert f"does not chain from {v1}" in line and "2.root.json" in line
     assert not (clean_home / "tiup.toml").exists()
+
+
+def test_cache_pruning_leaves_other_processes_temporary_files(tmp_path: Path) -> None:
+    """Several tiup runs may share one $TIUP_HOME: pruning the manifest cache must not
+    delete another run's ``.tmp-*`` file between its write and its rename."""
+    from tiup.client.updater import Updater
+
+    sim = RepoSim(tmp_path / "mirror")
+    sim.publish("hello", "v1.0.0")
+    home = tmp_path / "home"
+    profile = Profile(home, env={"TIUP_HOME": str(home)})
+    set_mirror(profile, str(sim.path))
+    updater = Updater(profile, str(sim.path), SIM_NOW)
+    updater.component("hello")
+    cache = updater.state.manifests_dir
+    in_flight = cache / ".tmp-0123456789ab-index.json"
+    in_flight.write_bytes(b"{}")
+    stale = cache / "gone.json"
+    stale.write_bytes(b"{}")
+    sim.publish("other", "v1.0.0")  # a new index: the next refresh prunes the cache
+    Updater(profile, str(sim.path), SIM_NOW).refresh()
+    assert in_flight.exists()
+    assert not stale.exists()

@@ -500,7 +500,9 @@ class Updater:
         fixed = {"root.json", "timestamp.json", "snapshot.json", "index.json"}
         for path in self.state.manifests_dir.glob("*.json"):
             name = path.name
-            if name in fixed or name.split(".")[0].isdigit():
+            # pathlib's "*" matches dotfiles too: another process's ".tmp-*" write in
+            # progress (several tiup runs may share one $TIUP_HOME) must be left alone.
+            if name in fixed or name.startswith(".") or name.split(".")[0].isdigit():
                 continue
             if name[: -len(".json")] not in index.components:
                 self._drop_cache(name)
@@ -690,16 +692,19 @@ class Updater:
 
 
 def _renew_command(file: str | None) -> str:
-    """The publisher's command renewing ``file``: ``2.hello.json`` → ``tiup mirror renew hello``."""
+    """The publisher's command renewing ``file``: ``2.hello.json`` → ``tiup mirror --repo
+    <mirror-dir> renew hello`` (root.json: a rotation with a later expiry)."""
     name = Path(file or "").name
     head, _, rest = name.partition(".")
     if head.isdigit():
         name = rest
-    if name in ("", "timestamp.json", "snapshot.json", "root.json"):
-        return "`tiup mirror renew`"
+    if name == "root.json":
+        return "`tiup mirror --repo <mirror-dir> rotate --days N`"
+    if name in ("", "timestamp.json", "snapshot.json"):
+        return "`tiup mirror --repo <mirror-dir> renew`"
     if name == "index.json":
-        return "`tiup mirror renew --index`"
-    return f"`tiup mirror renew {name.removesuffix('.json')}`"
+        return "`tiup mirror --repo <mirror-dir> renew --index`"
+    return f"`tiup mirror --repo <mirror-dir> renew {name.removesuffix('.json')}`"
 
 
 def reset_cache(state: MirrorState) -> None:
