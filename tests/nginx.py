@@ -78,8 +78,8 @@ class NginxServer:
 
         marker = f"/.sync-{uuid.uuid4().hex}"
         with contextlib.suppress(urllib.error.URLError, OSError):
-            urllib.request.urlopen(self.url + marker, timeout=5)
-        deadline = time.monotonic() + 5
+            urllib.request.urlopen(self.url + marker, timeout=60)
+        deadline = time.monotonic() + 60  # an upper bound for a busy machine, not a wait
         while marker not in self.access_log.read_text() and time.monotonic() < deadline:
             time.sleep(0.01)
         out = []
@@ -116,7 +116,7 @@ http {{
 """
 
 
-def start_nginx(root: Path, work: Path, timeout: float = 10.0) -> NginxServer:
+def start_nginx(root: Path, work: Path, timeout: float = 60.0) -> NginxServer:
     """Start nginx serving ``root`` with its state in ``work``; returns once it accepts.
 
     Fails (or skips with TIUP_ALLOW_NO_NGINX=1) when nginx is not installed.

@@ -56,7 +56,7 @@ class ServerProc:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(60)  # generous: a busy machine shuts down slowly
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -64,7 +64,7 @@ class ServerProc:
 
 
 def start_server(mirror: Path, *args: str, workdir: Path, env: dict[str, str] | None = None,
-                 tls: tuple[Path, Path, Path] | None = None, timeout: float = 20.0
+                 tls: tuple[Path, Path, Path] | None = None, timeout: float = 60.0
                  ) -> ServerProc:
     """Start ``tiup mirror serve`` on a free 127.0.0.1 port and wait until it answers."""
     port = free_port()

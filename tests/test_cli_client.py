@@ -234,6 +234,14 @@ def test_install_drops_setuid_bits(tiup, tmp_path: Path, clean_home: Path) -> No
     assert not mode & (stat.S_ISUID | stat.S_ISGID) and mode & stat.S_IXUSR
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """True once process ``pid`` has a handler for ``signum`` (Linux: SigCgt in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="signals as on Linux")
 def test_sigterm_is_forwarded(sim: RepoSim, clean_home: Path, tmp_path: Path) -> None:
     import signal
@@ -248,8 +256,13 @@ def test_sigterm_is_forwarded(sim: RepoSim, clean_home: Path, tmp_path: Path) ->
     proc = subprocess.Popen([sys.executable, "-m", "tiup", "sleeper"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.1)  # let the shell enter its loop with the trap set
+    assert proc.stdout.readline().strip() == "ready"  # the shell's trap is set by now
+    # tiup installs its forwarding handler after starting the component: wait until the
+    # kernel shows it catches SIGTERM (SigCgt), else the signal would kill tiup itself
+    deadline = time.monotonic() + 60
+    while not _catches(proc.pid, signal.SIGTERM):
+        assert time.monotonic() < deadline, "tiup never installed its SIGTERM handler"
+        time.sleep(0.01)  # polling for an event, not waiting for time to pass
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 3, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import killpoints
 from reposim import SIM_NOW_TEXT, RepoSim, make_tarball, script
 from servers import Fault, StaticServer
 from tiup.client.profile import address_hash
@@ -113,29 +115,38 @@ def test_fixture_mirror_interop(tiup, fixture_mirror: Path, clean_home: Path) ->
         (fixture_mirror / "1.tidb.json").read_bytes()
 
 
-def test_kill_9_during_install_then_reinstall(tmp_path: Path, clean_home: Path) -> None:
-    import shutil
+#: Where ``kill -9`` lands in ``tiup install`` once the tarball is downloaded: what has
+#: happened by then, the step (see ``killpoints``) the child is stopped before, and how
+#: many data files the killed install left in staging (None: all moved into components/).
+INSTALL_KILL_POINTS = [
+    ("29 of the 60 data files extracted", "open staging/install-*/data/*", 30, 29),
+    ("all extracted, not yet moved into components/",
+     "rename staging/install-* -> components/hello/v1.0.0", 1, 60),
+    ("moved into components/, no install record yet", "open installed/hello/*", 1, None),
+    ("install record in its temp file, not yet in place",
+     "rename * -> installed/hello/v1.0.0.json", 1, None),
+]
 
+
+def test_kill_9_during_install_then_reinstall(tmp_path: Path, clean_home: Path) -> None:
+    """``kill -9`` mid-download and at each later step of an install leaves nothing
+    half-installed, and the next ``tiup hello`` installs and runs it.
+
+    Every kill provably lands mid-install, however busy the machine: mid-download the
+    server holds the rest of the tarball back until the client is dead; after that the
+    child is stopped before a chosen file-system step (``killpoints``) and killed there.
+    """
     s = RepoSim(tmp_path / "m")
     files = {"hello": script("echo survived")}
-    files.update({f"data/f{i}": os.urandom(200_000) for i in range(60)})
-    s.publish("hello", "v1.0.0", files=files, tarball=make_tarball(files))
+    files.update({f"data/f{i}": os.urandom(20_000) for i in range(60)})
+    item = s.publish("hello", "v1.0.0", files=files, tarball=make_tarball(files))
     env = {**os.environ, **ENV}
     tiup = [sys.executable, "-m", "tiup"]
-    subprocess.run([*tiup, "mirror", "set", str(s.path)], env=env, check=True,
-                   capture_output=True)
     comp_dir = clean_home / "components" / "hello" / "v1.0.0"
     record = clean_home / "installed" / "hello" / "v1.0.0.json"
     staging = clean_home / "staging"
-    interrupted = 0
-    for delay in (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6):
-        proc = subprocess.Popen([*tiup, "install", "hello"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if any(staging.glob("install-*")) or any(staging.glob("downloads/*")):
-            interrupted += 1
+
+    def nothing_half_installed() -> None:
         # either nothing counts as installed, or everything is complete
         if comp_dir.exists():
             assert (comp_dir / "hello").is_file()
@@ -143,13 +154,61 @@ def test_kill_9_during_install_then_reinstall(tmp_path: Path, clean_home: Path) 
         if record.exists():
             assert comp_dir.is_dir()
             assert json.loads(record.read_text())["version"] == "v1.0.0"
-        shutil.rmtree(comp_dir.parent, ignore_errors=True)
+
+    def reinstall_works(with_record: bool) -> None:
+        r = subprocess.run([*tiup, "hello"], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0 and r.stdout == "survived\n", r.stderr
+        assert len(list((comp_dir / "data").iterdir())) == 60
+        if with_record:
+            assert json.loads(record.read_text())["version"] == "v1.0.0"
+        assert not list(staging.glob("install-*")) and not list(staging.glob("trash-*"))
+        assert not list((staging / "downloads").iterdir())  # no partial download left
+        shutil.rmtree(comp_dir.parent)  # uninstalled by hand for the next round
         shutil.rmtree(record.parent, ignore_errors=True)
-    assert interrupted >= 1  # at least one kill landed mid-install
-    r = subprocess.run([*tiup, "hello"], env=env, capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout == "survived\n", r.stderr
-    assert not list(staging.glob("install-*"))
-    assert len(list((comp_dir / "data").iterdir())) == 60
+
+    with StaticServer(s.path) as srv:
+        subprocess.run([*tiup, "mirror", "set", srv.url], env=env, check=True,
+                       capture_output=True, timeout=120)
+        # mid-download: the server sends 256 KiB of the tarball, then holds the rest back
+        # (on every attempt) until the client is dead
+        held = 1 << 18
+        assert item.length > 4 * held
+        srv.add_fault(item.url, Fault(stall_after=held, times=-1))
+        proc = subprocess.Popen([*tiup, "install", "hello"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while not (any(e.sent == held for e in srv.requests(item.url))
+                       and list(staging.glob("downloads/*.part"))):
+                assert proc.poll() is None, "tiup install ended before the kill"
+                assert time.monotonic() < deadline, "the download never started"
+                time.sleep(0.01)  # polling for an event, not waiting for time to pass
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        del srv.faults[item.url]
+        assert not comp_dir.exists() and not record.exists()
+        assert list(staging.glob("downloads/*.part"))  # the partial download is kept aside
+        nothing_half_installed()
+        reinstall_works(with_record=True)
+
+        for i, (what, stop, nth, in_staging) in enumerate(INSTALL_KILL_POINTS):
+            with killpoints.start(["install", "hello"], root=clean_home, stop=stop, nth=nth,
+                                  env=env, marker=tmp_path / f"stopped-{i}") as child:
+                step = child.wait_stopped()
+                child.kill()
+            extracted = list(staging.glob("install-*"))
+            if in_staging is not None:
+                assert not comp_dir.exists() and not record.exists(), what
+                assert len(extracted) == 1, what
+                assert len(list((extracted[0] / "data").iterdir())) == in_staging, (what, step)
+            else:
+                assert (comp_dir / "hello").is_file() and not record.exists(), (what, step)
+            nothing_half_installed()
+            # an install record is written unless the files were already complete
+            reinstall_works(with_record=in_staging is not None)
 
 
 def test_list_fetches_each_manifest_once(tiup, tmp_path: Path) -> None:

@@ -24,7 +24,9 @@ from tiup.transport.http import HTTPFetcher
 
 CLIENTS = 64
 PUBLISHES = 3
-TIME_CAP = 25.0
+#: Generous: only a server that stalls its clients (a lock held across requests) takes
+#: this long, however busy the machine (~15 s when idle, ~25 s with both cores loaded).
+TIME_LIMIT = 120.0
 
 
 def test_64_clients_while_publishing(tmp_path: Path) -> None:
@@ -34,6 +36,8 @@ def test_64_clients_while_publishing(tmp_path: Path) -> None:
     errors: list[str] = []
     seen: set[str] = set()
     rounds = [0] * CLIENTS
+    last = [""] * CLIENTS
+    warmed = [threading.Event() for _ in range(CLIENTS)]
     done = threading.Event()
     started = time.monotonic()
 
@@ -41,9 +45,9 @@ def test_64_clients_while_publishing(tmp_path: Path) -> None:
         profile = Profile(home=tmp_path / "homes" / str(i), env={})
         fetcher = HTTPFetcher(srv.url, retries=3, backoff_base=0.05)
         try:
-            while not done.is_set() or rounds[i] < 2:
-                if time.monotonic() - started > TIME_CAP:
-                    break
+            # rounds go on until one that began after the last publish has ended
+            while True:
+                finishing = done.is_set()
                 up = Updater(profile, srv.url, NOW, fetcher=fetcher)
                 up.refresh()
                 comp = up.component("hello")
@@ -55,10 +59,15 @@ def test_64_clients_while_publishing(tmp_path: Path) -> None:
                         or hashlib.sha512(data).hexdigest() != item.sha512):
                     errors.append(f"client {i}: {item.url} does not match its manifest")
                 seen.add(latest)
+                last[i] = latest
                 rounds[i] += 1
+                warmed[i].set()
+                if finishing and rounds[i] >= 2:
+                    break
         except Exception as exc:
             errors.append(f"client {i}: {type(exc).__name__}: {exc}")
         finally:
+            warmed[i].set()
             fetcher.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
@@ -68,6 +77,8 @@ def test_64_clients_while_publishing(tmp_path: Path) -> None:
            "TIUP_PUBLISH_BACKOFF": "0.05"}
     published: list[str] = []
     try:
+        for w in warmed:  # every client has verified the first version before any publish
+            assert w.wait(TIME_LIMIT), "a client never finished its first round"
         for n in range(PUBLISHES):
             tb = make_tarball(tmp_path / f"p{n}.tar.gz", body=os.urandom(200_000),
                               entry="hello", extra={"x": b"#!/bin/sh\n"})
@@ -80,7 +91,7 @@ def test_64_clients_while_publishing(tmp_path: Path) -> None:
     finally:
         done.set()
         for t in threads:
-            t.join(60)
+            t.join(TIME_LIMIT)
     elapsed = time.monotonic() - started
     try:
         assert srv.proc.poll() is None, srv.log()
@@ -89,6 +100,7 @@ def test_64_clients_while_publishing(tmp_path: Path) -> None:
         assert srv.stop() == 0
     assert errors == [], errors[:5]
     assert all(n >= 2 for n in rounds), rounds
-    assert elapsed <= 30, elapsed
+    assert elapsed <= TIME_LIMIT, elapsed
     assert f"v1.0.{PUBLISHES - 1}" in seen and len(seen) >= 2, seen
+    assert set(last) == {f"v1.0.{PUBLISHES - 1}"}, last  # every client ends on the newest
     assert_valid(setup.mirror)

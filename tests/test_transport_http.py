@@ -123,24 +123,26 @@ def test_cap_from_content_length(server: StaticServer) -> None:
 
 def test_cap_with_lying_content_length(server: StaticServer) -> None:
     server.add_fault("/timestamp.json", Fault(content_length=10**12))
-    t0 = time.monotonic()
+    # CPU time, not wall time: what is bounded is the work, and a busy machine stretches
+    # wall time (the injected sleep means no waiting either way)
+    t0 = time.process_time()
     with fetcher(server.url) as f, pytest.raises(SizeLimitError, match="1000000000000"):
         f.fetch("timestamp.json", 1024)
-    assert time.monotonic() - t0 < 2
+    assert time.process_time() - t0 < 2
 
 
 def test_cap_endless_chunked_is_quick_and_bounded(server: StaticServer) -> None:
     server.add_fault("/timestamp.json", Fault(endless_chunked=True, times=-1))
     cap = 1024 * 1024
     tracemalloc.start()
-    t0 = time.monotonic()
+    t0 = time.process_time()  # the work (ours and the server thread's), not wall time
     try:
         with fetcher(server.url) as f, pytest.raises(SizeLimitError) as err:
             f.fetch("timestamp.json", cap)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.monotonic() - t0 < 5
+    assert time.process_time() - t0 < 5
     assert peak < 8 * cap, f"peak memory {peak}"
     assert f"more than {cap} bytes" in str(err.value)
     # the stream API stops the same way
@@ -380,7 +382,9 @@ def test_stall_times_out_instead_of_hanging(server: StaticServer) -> None:
     elapsed = time.monotonic() - t0
     assert "no data received for 0.3 s" in str(err.value)
     assert "TIUP_HTTP_READ_TIMEOUT" in (err.value.hint or "")
-    assert elapsed < 3, elapsed
+    # both attempts waited their 0.3 s; the bound only has to tell 0.3 s from the 60 s
+    # default (a busy machine adds latency, not tens of seconds)
+    assert 0.6 <= elapsed < 20, elapsed
     assert len(server.log) == 2
 
 

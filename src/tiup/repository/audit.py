@@ -49,6 +49,9 @@ __all__ = ["AuditReport", "Finding", "audit_mirror", "hash_stream"]
 MAX_UNDECLARED = 64 << 20
 
 ERROR, WARN, NOTE = "ERROR", "WARN", "NOTE"
+#: Added when snapshot.json does not match timestamp.json (see ``repository/state.py``).
+INTERRUPTED = ("; if a write was interrupted between snapshot.json and timestamp.json, the "
+               "next write completes it (e.g. `tiup mirror --repo <dir> renew`)")
 
 
 @dataclass(frozen=True)
@@ -129,16 +132,17 @@ class _Audit:
     def error(self, file: str, exc: TiupError | str) -> None:
         self.add(ERROR, file, exc if isinstance(exc, str) else exc.message)
 
-    def read(self, name: str, cap: int, what: str) -> bytes | None:
+    def read(self, name: str, cap: int, what: str, note: str = "") -> bytes | None:
         """``name``, at most ``cap`` bytes (``what`` says where the cap comes from), or
-        None with a finding."""
+        None with a finding (``note`` is added to a size finding)."""
         self.referenced.add(name)
         try:
             return self.f.fetch(name, cap)
         except NotFoundError:
             self.error(name, f"{name} is missing")
         except SizeLimitError:
-            self.error(name, f"{name} is larger than {what} ({cap} bytes): clients refuse it")
+            self.error(name, f"{name} is larger than {what} ({cap} bytes): clients refuse "
+                             f"it{note}")
         except FetchError as exc:
             self.error(name, exc)
         return None
@@ -355,7 +359,8 @@ class _Audit:
         name = "snapshot.json"
         declared = ts.snapshot_meta if ts is not None else None
         if declared is not None:
-            data = self.read(name, declared.length, "the length timestamp.json declares")
+            data = self.read(name, declared.length, "the length timestamp.json declares",
+                             INTERRUPTED)
         else:
             data = self.read(name, MAX_UNDECLARED, "any manifest may be")
         if data is None:
@@ -364,7 +369,7 @@ class _Audit:
             try:
                 trust.check_hashes(data, ts.snapshot_meta.hashes, ts.snapshot_meta.length, name)
             except TiupError as exc:
-                self.error(name, f"{exc.message} (as declared in timestamp.json)")
+                self.error(name, f"{exc.message} (as declared in timestamp.json){INTERRUPTED}")
         env = self.parse(name, data)
         if env is None:
             return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tiup.client import trust
-from tiup.errors import RepositoryError, TiupError
+from tiup.errors import IntegrityError, RepositoryError, TiupError
 from tiup.manifest.models import Component, Index, Root, Snapshot, Timestamp
 from tiup.manifest.names import versioned_url
 
@@ -54,6 +54,9 @@ class MirrorState:
     snapshot: Snapshot
     index: Index
     index_name: str
+    #: snapshot.json is newer than timestamp.json: a writer died between the two
+    #: renames of its commit; the next commit completes it (see :func:`read_state`).
+    interrupted: bool = False
     _components: dict[str, Component | None] = field(default_factory=dict)
 
     def component(self, comp_id: str) -> Component | None:
@@ -122,6 +125,10 @@ def _root_version(data: bytes) -> int:
 def read_state(directory: Path) -> MirrorState:
     """Read and verify the current state of a mirror (expiry ignored).
 
+    A validly signed ``snapshot.json`` that ``timestamp.json`` does not name is the
+    trace of a commit interrupted between its last two renames: it is accepted and
+    the state is marked ``interrupted`` (the next commit writes the timestamp).
+
     Raises:
         RepositoryError: a file is missing, malformed, or fails its signature or hash check.
     """
@@ -138,7 +145,16 @@ def read_state(directory: Path) -> MirrorState:
         meta = ts.snapshot_meta
         assert meta is not None
         data = _read(directory, "snapshot.json")
-        trust.check_hashes(data, meta.hashes, None, "snapshot.json")
+        try:
+            trust.check_hashes(data, meta.hashes, None, "snapshot.json")
+            interrupted = False
+        except IntegrityError:
+            # A writer died between renaming snapshot.json and timestamp.json (the two
+            # unversioned files cannot change in one step). Every file the new snapshot
+            # names was renamed into place before it, so the write is completed (rolled
+            # forward) by the next commit, which always writes a new timestamp. The
+            # snapshot must still carry the snapshot role's signatures, checked below.
+            interrupted = True
         env, snap = trust.load(data, "snapshot.json", Snapshot)
         trust.verify_signatures(env, trust.role_keys(root, "snapshot", root_name), None)
         url = root.roles["index"].url or "/index.json"
@@ -155,4 +171,4 @@ def read_state(directory: Path) -> MirrorState:
     except TiupError as exc:
         raise _damaged(directory, exc) from exc
     return MirrorState(directory, root, root_name, root_length, first, first_version, ts, snap,
-                       index, index_name)
+                       index, index_name, interrupted=interrupted)
