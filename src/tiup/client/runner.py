@@ -165,11 +165,15 @@ def run_binary(home: str, parent_env: Mapping[str, str], *, comp: str, binary: s
                         tag=tag_used, instance_dir=instance_dir, mirror=mirror)
     if announce is not None and comp not in ("playground", "playground-ng", "cluster"):
         announce(" ".join([binary, *redact(args)]))
+    # Signals that arrive between the spawn and the forwarding handlers wait, blocked, and
+    # reach the child once the handlers are in place; the child starts with our old mask.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, (*_FORWARDED, signal.SIGINT))
     try:
-        pid = os.posix_spawn(binary, [binary, *args], env)
+        pid = os.posix_spawn(binary, [binary, *args], env, setsigmask=mask)
         write_meta(instance_dir, comp=comp, pid=pid, binary=binary, args=args, env=env)
-        return _wait(pid, comp, announce)
+        return _wait(pid, comp, mask)
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if remove_after:
             _remove_instance_dir(instance_dir)
 
@@ -185,8 +189,12 @@ def _remove_instance_dir(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _wait(pid: int, comp: str, announce: Callable[[str], None] | None) -> int:
-    forwarded = (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT)
+_FORWARDED = (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT)
+
+
+def _wait(pid: int, comp: str, mask: set[int | signal.Signals]) -> int:
+    """Wait for ``pid``, forwarding SIGHUP/SIGTERM/SIGQUIT; ``mask`` is restored (so that
+    signals held back since the spawn are delivered) once the handlers are in place."""
 
     def forward(signum: int, _frame: object) -> None:
         import sys
@@ -196,9 +204,10 @@ def _wait(pid: int, comp: str, announce: Callable[[str], None] | None) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
-    previous = {s: signal.signal(s, forward) for s in forwarded}
+    previous = {s: signal.signal(s, forward) for s in _FORWARDED}
     # SIGINT reaches the child from the terminal; tiup just keeps waiting.
     previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         while True:
             try:
