@@ -22,12 +22,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey, generate
 from tiup.manifest.models import Component, ComponentItem, VersionItem
 from tiup.manifest.names import component_id, version_str
 from tiup.manifest.timefmt import format_time
 from tiup.repository.admin import grant
-from tiup.repository.files import hash_file
 from tiup.repository.init import init_mirror
 from tiup.repository.keyring import KeyRing, load_keyring
 from tiup.repository.publish import inspect_tarball, owner_signers, plan_publish
@@ -81,7 +81,7 @@ def publish(path: Path, ring: KeyRing, cid: str, version: str, tb: Path) -> floa
     """One publish as the CLI does it (without process start-up); returns seconds."""
     start = time.perf_counter()
     inspect_tarball(tb, "hello")
-    info = hash_file(tb)
+    info = FileInfo.of_file(tb)
     with Store(path, now=NOW, keyring=ring) as store:
         plan = plan_publish(store, component_id(cid), version_str(version), "linux/amd64",
                             "hello", info, desc="", overwrite=False, now=NOW)

@@ -20,11 +20,11 @@ import tarfile
 from pathlib import Path
 
 from publishkit import NOW
+from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey, generate, load_private_key, save_private_key
 from tiup.manifest.models import Component, VersionItem
 from tiup.manifest.timefmt import format_time
 from tiup.repository.admin import grant
-from tiup.repository.files import hash_file
 from tiup.repository.init import init_mirror
 from tiup.repository.keyring import load_keyring
 from tiup.repository.store import IndexFlags, Store, sign
@@ -67,7 +67,7 @@ def tarball_name(comp: str, version: str, plat: str) -> str:
 
 
 def _item(path: Path, name: str, entry: str, yanked: bool = False) -> VersionItem:
-    info = hash_file(path)
+    info = FileInfo.of_file(path)
     return VersionItem(url=f"/{name}", entry=entry, sha256=info.sha256, sha512=info.sha512,
                        length=info.length, released=format_time(NOW), yanked=yanked)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tiup import settings
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures" / "tiup-testdata" / "manifests"
@@ -38,7 +40,11 @@ def clean_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy", "NO_COLOR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    # the process-wide settings (tiup.settings.current) are read again from this
+    # test's environment, and never leak into the next test
+    settings.reset_current()
     yield home
+    settings.reset_current()
 
 
 @dataclass

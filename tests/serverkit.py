@@ -23,7 +23,7 @@ from tiup.repository.store import Store
 
 
 def _plat() -> str:
-    from tiup.cli.mirror_write import default_arch, default_os
+    from tiup.cli.commands.mirror_publish import default_arch, default_os
 
     return f"{default_os()}/{default_arch()}"
 
@@ -112,9 +112,9 @@ class Setup:
 
 
 def make_setup(base: Path, components: tuple[str, ...] = ("hello",)) -> Setup:
-    from tiup.cli.mirror_write import default_arch, default_os
+    from tiup.cli.commands.mirror_publish import default_arch, default_os
+    from tiup.hashing import FileInfo
     from tiup.manifest.names import ComponentId, VersionStr
-    from tiup.repository.files import hash_file
     from tiup.repository.publish import plan_publish
     from tiup.repository.store import IndexFlags, sign
 
@@ -134,7 +134,7 @@ def make_setup(base: Path, components: tuple[str, ...] = ("hello",)) -> Setup:
         setup.tarballs[comp] = tb
         with Store(mirror, now=NOW, keyring=load_keyring([keys])) as store:
             plan = plan_publish(store, ComponentId(comp), VersionStr("v0.0.1"), PLAT,
-                                comp, hash_file(tb), desc="", overwrite=False, now=NOW)
+                                comp, FileInfo.of_file(tb), desc="", overwrite=False, now=NOW)
             assert plan.manifest is not None
             store.publish_component(sign(plan.manifest, [key]), tb,
                                     tarball_name=plan.tarball_name,

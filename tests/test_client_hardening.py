@@ -32,6 +32,7 @@ from tiup.client.resolve import current_platform, resolve_remote
 from tiup.client.updater import Updater
 from tiup.errors import InstallError, InvalidNameError, UsageError
 from tiup.manifest.timefmt import format_time
+from tiup.settings import Settings
 
 ENV = {"TIUP_TEST_NOW": SIM_NOW_TEXT, "TIUP_HTTP_RETRIES": "1"}
 PLAT = current_platform().replace("/", "-")
@@ -232,10 +233,11 @@ BOMBS = [
 ]
 
 
-def _client(sim: RepoSim, home: Path) -> tuple[Profile, Updater]:
+def _client(sim: RepoSim, home: Path,
+            settings: Settings | None = None) -> tuple[Profile, Updater]:
     profile = Profile(home, env={"TIUP_HOME": str(home)})
     set_mirror(profile, str(sim.path))
-    return profile, Updater(profile, str(sim.path), SIM_NOW)
+    return profile, Updater(profile, str(sim.path), SIM_NOW, settings=settings)
 
 
 def _install(profile: Profile, updater: Updater, version: str) -> Path:
@@ -245,17 +247,16 @@ def _install(profile: Profile, updater: Updater, version: str) -> Path:
 
 @pytest.mark.parametrize("bomb", BOMBS, ids=[b.name for b in BOMBS])
 def test_hostile_signed_tarball_is_refused_atomically(
-        bomb: Bomb, sim: RepoSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in bomb.env.items():
-        monkeypatch.setenv(name, value)
-    profile, updater = _client(sim, tmp_path / "home")
+        bomb: Bomb, sim: RepoSim, tmp_path: Path) -> None:
+    settings = Settings.from_env(bomb.env)  # the updater hands them to the installer
+    profile, updater = _client(sim, tmp_path / "home", settings)
     good = _install(profile, updater, "v1.0.0")
     data = bomb.tarball()
     assert len(data) < bomb.max_compressed
     sim.publish("hello", "v3.0.0", tarball=data)  # signed by the owner: only extraction stops it
     before = {k: v for k, v in tree(profile.home).items() if not k.startswith("manifests/")}
 
-    fresh = Updater(profile, str(sim.path), SIM_NOW)
+    fresh = Updater(profile, str(sim.path), SIM_NOW, settings=settings)
     with pytest.raises(InstallError) as info:
         _install(profile, fresh, "v3.0.0")
     message = info.value.message

@@ -15,6 +15,7 @@ from tiup.client.profile import Profile
 from tiup.client.resolve import pick_installed, resolve_remote
 from tiup.client.updater import OfflineError, Updater
 from tiup.errors import InstallError
+from tiup.settings import Settings
 
 
 @pytest.mark.parametrize("argv,word,rest,flags", [
@@ -77,14 +78,12 @@ def test_resolve_remote_versions(tmp_path: Path) -> None:
     ({"TIUP_EXPIRY_WARN_DAYS": "14"}, 9, True),
     ({"TIUP_EXPIRY_WARN_DAYS": "0"}, 1, False),
 ])
-def test_expiry_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
-                        days_left: int, warned: bool) -> None:
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+def test_expiry_warning(tmp_path: Path, env: dict[str, str], days_left: int,
+                        warned: bool) -> None:
     sim = RepoSim(tmp_path / "m", lifetime=timedelta(days=days_left))
     profile = Profile(tmp_path / "home", env={})
     set_mirror(profile, str(sim.path))
-    updater = Updater(profile, str(sim.path), SIM_NOW)
+    updater = Updater(profile, str(sim.path), SIM_NOW, settings=Settings.from_env(env))
     updater.refresh()
     text = "\n".join(updater.warnings)
     assert ("timestamp.json of mirror" in text and "expires at" in text) == warned, text

@@ -16,7 +16,7 @@ from faultproxy import FlakyProxy
 from nginx import start_nginx, stop_nginx_process
 from publishkit import ENV, assert_valid
 from servers import Fault, StaticServer
-from tiup.repository.files import hash_file
+from tiup.hashing import FileInfo
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_clone_through_a_proxy_that_drops_connections(tiup, template: tuple[Path
     got = tarballs_in(target)
     # every file present is byte-identical to the source; whatever is missing is reported
     for name in got:
-        assert hash_file(target / name) == hash_file(mirror / name), name
+        assert FileInfo.of_file(target / name) == FileInfo.of_file(mirror / name), name
     missing = expected - got
     if r.returncode == 0:
         assert not missing, r.output
@@ -100,6 +100,6 @@ def test_kill_9_then_resume(template: tuple[Path, Path], tmp_path: Path) -> None
         ranged = [e for e in srv.requests(f"/{big}") if e.range]
         assert ranged and ranged[-1].range == f"bytes={kept}-" and ranged[-1].status == 206
         assert ranged[-1].sent == size - kept
-    assert hash_file(target / big) == hash_file(mirror / big)
+    assert FileInfo.of_file(target / big) == FileInfo.of_file(mirror / big)
     assert not list((target / ".tiup-clone").glob("*.part"))
     assert_valid(target)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tiup.repository.clone_io import ALIGN, PartWriter, PipelinedHasher
-from tiup.transport.base import Chunks
+from tiup.hashing import PipelinedHasher
+from tiup.repository.clone.io import ALIGN, PartWriter
+from tiup.transport import Chunks
 
 DATA = random.Random(7).randbytes(3 * 1024 * 1024 + 1234)
 

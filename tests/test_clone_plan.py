@@ -6,7 +6,7 @@ import pytest
 
 from tiup.errors import RepositoryError, UsageError
 from tiup.manifest.models import Component, VersionItem
-from tiup.repository.clone_plan import (
+from tiup.repository.clone.plan import (
     CloneOptions,
     cloned_manifest,
     normalise_version,

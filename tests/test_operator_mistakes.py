@@ -55,9 +55,9 @@ def latest(mirror: Path, name: str) -> dict:  # type: ignore[type-arg]
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A source mirror owned by `pingcap`: tidb v8.5.0, v8.5.1 and tiup v1.16.1 on
     linux/amd64 and darwin/arm64."""
+    from tiup.hashing import FileInfo
     from tiup.manifest.names import ComponentId, VersionStr
     from tiup.repository.admin import grant
-    from tiup.repository.files import hash_file
     from tiup.repository.init import init_mirror
     from tiup.repository.keyring import load_keyring
     from tiup.repository.publish import plan_publish
@@ -78,7 +78,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                   entry=comp, body=f"#!/bin/sh\necho {comp} {ver}\n".encode())
                 with Store(mirror, now=NOW, keyring=ring) as store:
                     plan = plan_publish(store, ComponentId(comp), VersionStr(ver), plat, comp,
-                                        hash_file(tb), desc="", overwrite=False, now=NOW)
+                                        FileInfo.of_file(tb), desc="", overwrite=False, now=NOW)
                     assert plan.manifest is not None
                     store.publish_component(sign(plan.manifest, [owner]), tb,
                                             tarball_name=plan.tarball_name,

@@ -221,6 +221,10 @@ def test_attack_fails_closed(attack: Attack, sim: RepoSim, tmp_path: Path) -> No
     # cache files the attack allows to change, and those only to the mirror's verified bytes
     changed = {n for n in set(after) | set(before) if after.get(n) != before.get(n)}
     allowed = {f"manifests/{n}" for n in attack.may_change}
+    record = "manifests/.verified.json"
+    if record in changed:  # the verified-cache record may only list bytes verified now
+        assert_record_lists_only_verified(home / record, sim)
+        changed.discard(record)
     assert changed <= allowed, sorted(changed - allowed)
     for name in changed:
         mirror_name = Path(name).name
@@ -229,6 +233,17 @@ def test_attack_fails_closed(attack: Attack, sim: RepoSim, tmp_path: Path) -> No
         assert after[name] == sim.read(mirror_name), name
     assert not any((home / "staging").glob("install-*"))
     assert not Path("/tmp/evil-abs").exists() and not (tmp_path / "evil").exists()
+
+
+def assert_record_lists_only_verified(record: Path, sim: RepoSim) -> None:
+    """Every digest in the client's verified-cache record is that of a file the mirror
+    serves (what the client verified), never of the attacker's bytes."""
+    files = json.loads(record.read_bytes())["files"]
+    served = {hashlib.sha256(p.read_bytes()).hexdigest() for p in sim.path.glob("*.json")}
+    served |= {hashlib.sha256(sim.read(n)).hexdigest() for n in ("old-ts",)
+               if (sim.path / n).exists()}
+    for name, digest in files.items():
+        assert digest in served, f"{name} is recorded as verified but the mirror never served it"
 
 
 def test_tampered_cache_is_detected_and_refetched(sim: RepoSim, tmp_path: Path) -> None:

@@ -16,14 +16,14 @@ import urllib3
 
 from publishkit import NOW, assert_valid, make_tarball
 from serverkit import PLAT, ServerProc, Setup, make_setup, start_server
-from tiup.client.remote import multipart_parts
+from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey, generate
 from tiup.manifest.names import ComponentId, VersionStr
 from tiup.repository.admin import grant
-from tiup.repository.files import hash_file
 from tiup.repository.keyring import load_keyring
 from tiup.repository.publish import plan_publish
 from tiup.repository.store import Store, sign
+from tiup.transport.publish_api import multipart_parts
 
 LIMIT = 64 * 1024
 
@@ -76,7 +76,7 @@ def jerr(status_body: tuple[int, dict[str, str], bytes]) -> tuple[int, str, str]
 def build(setup: Setup, version: str, tarball: Path, signers: list[PrivateKey] | None = None,
           **tweak: object) -> tuple[bytes, str]:
     """The next hello manifest adding ``version`` (not committed), and the tarball's name."""
-    info = hash_file(tarball)
+    info = FileInfo.of_file(tarball)
     with Store(setup.mirror, now=NOW, keyring=load_keyring([setup.keys])) as store:
         plan = plan_publish(store, ComponentId("hello"), VersionStr(version), PLAT, "hello",
                             info, desc="", overwrite=False, now=NOW)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tiup.cli.mirror_serve import parse_size
+from tiup.cli.commands.serve import parse_size
 from tiup.errors import ConflictError, RepositoryError
 from tiup.keys import generate
 from tiup.manifest.canonical import encode_canonical
-from tiup.repository.remote import RetryPolicy, with_retries
+from tiup.repository.remote import publish_retry, with_retries
 from tiup.server.multipart import FormFileReader, MultipartError, boundary_of
 from tiup.server.sessions import SessionStore, UploadTooLarge
 from tiup.server.signing import KeyGroup, SigningSession
@@ -137,7 +137,7 @@ def test_with_retries_backoff_and_limits() -> None:
             raise ConflictError("component manifest is too old")
         return "ok"
 
-    policy = RetryPolicy(sleep=waits.append)
+    policy = publish_retry(sleep=waits.append)
     assert with_retries(conflicting, policy) == "ok"
     assert calls == [1, 2, 3, 4]
     assert all(0.8 * w <= got <= 1.2 * w for w, got in zip([2.0, 4.0, 8.0], waits, strict=True))
@@ -147,7 +147,7 @@ def test_with_retries_backoff_and_limits() -> None:
         raise ConflictError("component manifest is too old")
 
     with pytest.raises(ConflictError, match="max retry attempts of 10"):
-        with_retries(always, RetryPolicy(sleep=waits.append))
+        with_retries(always, publish_retry(sleep=waits.append))
     nominal = [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0]  # ±20 % jitter
     assert all(0.8 * w <= got <= 1.2 * w for w, got in zip(nominal, waits, strict=True))
 
@@ -156,5 +156,5 @@ def test_with_retries_backoff_and_limits() -> None:
 
     waits.clear()
     with pytest.raises(RepositoryError):
-        with_retries(refused, RetryPolicy(sleep=waits.append))
+        with_retries(refused, publish_retry(sleep=waits.append))
     assert waits == []

@@ -21,8 +21,9 @@ import pytest
 
 from servers import Fault, StaticServer, make_tls
 from tiup.errors import FetchError, NotFoundError, UsageError
+from tiup.settings import Settings
 from tiup.transport.http import HTTPFetcher
-from tiup.transport.httputil import speed_rule_from_env
+from tiup.transport.httputil import speed_rule
 from tiup.transport.local import LocalFetcher
 from tiup.transport.speed import SpeedRule
 
@@ -211,17 +212,17 @@ def test_deadline_scales_with_length() -> None:
     assert SpeedRule(1024, 30, 0).deadline(10) is None  # base 0: no deadline
 
 
-def test_speed_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert speed_rule_from_env() == SpeedRule(1024, 30, 120)
-    monkeypatch.setenv("TIUP_HTTP_SPEED_LIMIT", "100")
-    monkeypatch.setenv("TIUP_HTTP_SPEED_TIME", "1.5")
-    monkeypatch.setenv("TIUP_HTTP_DEADLINE", "0")
-    assert speed_rule_from_env() == SpeedRule(100, 1.5, 0)
-    assert HTTPFetcher("http://127.0.0.1:1").speed == SpeedRule(100, 1.5, 0)
+def test_speed_settings_from_env() -> None:
+    assert speed_rule(Settings.from_env({}).http) == SpeedRule(1024, 30, 120)
+    assert HTTPFetcher("http://127.0.0.1:1").speed == SpeedRule(1024, 30, 120)
+    env = {"TIUP_HTTP_SPEED_LIMIT": "100", "TIUP_HTTP_SPEED_TIME": "1.5",
+           "TIUP_HTTP_DEADLINE": "0"}
+    http = Settings.from_env(env).http
+    assert speed_rule(http) == SpeedRule(100, 1.5, 0)
+    assert HTTPFetcher("http://127.0.0.1:1", settings=http).speed == SpeedRule(100, 1.5, 0)
     for bad in ("fast", "inf", "nan"):
-        monkeypatch.setenv("TIUP_HTTP_SPEED_LIMIT", bad)
         with pytest.raises(UsageError, match="TIUP_HTTP_SPEED_LIMIT"):
-            speed_rule_from_env()
+            Settings.from_env({**env, "TIUP_HTTP_SPEED_LIMIT": bad})
 
 
 #: one byte every 0.5 s: 400 bytes would take 200 s without a rule

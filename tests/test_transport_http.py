@@ -15,10 +15,10 @@ import pytest
 
 from faultproxy import FlakyProxy
 from servers import Fault, ForwardProxy, StaticServer, make_tls
-from tiup import __version__
+from tiup import __version__, settings
 from tiup.errors import FetchError, NotFoundError, SizeLimitError, UsageError
-from tiup.transport import open_fetcher
-from tiup.transport.base import Chunks, Fetcher, TransientError
+from tiup.settings import HttpSettings, Settings
+from tiup.transport import Chunks, Fetcher, TransientError, open_fetcher
 from tiup.transport.http import HTTPFetcher
 
 BIG = 3 * 1024 * 1024 + 12345
@@ -52,6 +52,11 @@ class Sleeps(list[float]):
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+
+
+def env_http() -> HttpSettings:
+    """The HTTP settings of this test's environment (as ``open_fetcher`` reads them)."""
+    return Settings.from_env(os.environ).http
 
 
 def fetcher(url: str, **kw: object) -> HTTPFetcher:
@@ -201,22 +206,28 @@ def test_other_4xx_not_retried(server: StaticServer, status: int) -> None:
 def test_retries_from_environment(server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
     server.add_fault("/1.index.json", Fault(status=502, times=-1))
     monkeypatch.setenv("TIUP_HTTP_RETRIES", "2")
-    with HTTPFetcher(server.url, sleep=Sleeps()) as f, pytest.raises(FetchError):
+    with HTTPFetcher(server.url, sleep=Sleeps(), settings=env_http()) as f, \
+            pytest.raises(FetchError):
         f.fetch("1.index.json", None)
     assert len(server.log) == 2
+    settings.reset_current()
+    with open_fetcher(server.url) as f:  # the default: the process's settings
+        assert f.retry.attempts == 2
     monkeypatch.setenv("TIUP_HTTP_RETRIES", "lots")
-    with pytest.raises(UsageError):
-        HTTPFetcher(server.url)
+    settings.reset_current()
+    with pytest.raises(UsageError, match="TIUP_HTTP_RETRIES='lots' is not an integer"):
+        open_fetcher(server.url)
 
 
 def test_timeouts_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIUP_HTTP_CONNECT_TIMEOUT", "3.5")
     monkeypatch.setenv("TIUP_HTTP_READ_TIMEOUT", "0")
-    f = HTTPFetcher("http://127.0.0.1:9")
+    f = HTTPFetcher("http://127.0.0.1:9", settings=env_http())
     assert (f.connect_timeout, f.read_timeout) == (3.5, None)
+    assert HTTPFetcher("http://127.0.0.1:9").connect_timeout == 10.0  # no settings: defaults
     monkeypatch.delenv("TIUP_HTTP_CONNECT_TIMEOUT")
     monkeypatch.delenv("TIUP_HTTP_READ_TIMEOUT")
-    f = HTTPFetcher("http://127.0.0.1:9")
+    f = HTTPFetcher("http://127.0.0.1:9", settings=env_http())
     assert (f.connect_timeout, f.read_timeout, f.attempts) == (10.0, 60.0, 5)
 
 
@@ -618,7 +629,7 @@ def test_proxy_from_environment(server: StaticServer, proxy: ForwardProxy, var: 
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.setenv(var, proxy.url)
-    with fetcher(server.url) as f:
+    with fetcher(server.url, settings=env_http()) as f:
         assert f.proxy == proxy.url
         assert f.fetch("timestamp.json", 1024) == b'{"signed": "ts"}'
     assert [(m, u) for m, u, _ in proxy.requests] == [("GET", f"{server.url}/timestamp.json")]
@@ -629,7 +640,7 @@ def test_no_proxy_bypasses(server: StaticServer, proxy: ForwardProxy,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
-    with fetcher(server.url) as f:
+    with fetcher(server.url, settings=env_http()) as f:
         assert f.proxy is None
         f.fetch("timestamp.json", 1024)
     assert proxy.requests == [] and len(server.log) == 1
@@ -639,7 +650,7 @@ def test_inner_proxy_overrides(server: StaticServer, proxy: ForwardProxy,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # would fail if used
     monkeypatch.setenv("TIUP_INNER_HTTP_PROXY", proxy.url.removeprefix("http://"))
-    with fetcher(server.url) as f:
+    with fetcher(server.url, settings=env_http()) as f:
         f.fetch("timestamp.json", 1024)
     assert len(proxy.requests) == 1
 
@@ -648,7 +659,8 @@ def test_dead_proxy_is_a_clear_error(server: StaticServer,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    with fetcher(server.url, retries=1) as f, pytest.raises(FetchError) as err:
+    with fetcher(server.url, retries=1, settings=env_http()) as f, \
+            pytest.raises(FetchError) as err:
         f.fetch("timestamp.json", 1024)
     assert "proxy http://127.0.0.1:9" in str(err.value)
 
@@ -670,7 +682,7 @@ def test_https_with_ca_bundle(tls_server, monkeypatch: pytest.MonkeyPatch) -> No
         assert f.fetch("timestamp.json", 1024) == b'{"signed": "ts"}'
     for var in ("TIUP_CA_BUNDLE", "SSL_CERT_FILE"):
         monkeypatch.setenv(var, str(files.ca))
-        with fetcher(srv.url) as f:
+        with fetcher(srv.url, settings=env_http()) as f:
             assert f.fetch("timestamp.json", 1024) == b'{"signed": "ts"}'
         monkeypatch.delenv(var)
     assert len(srv.log) == 3
@@ -693,7 +705,7 @@ def test_https_untrusted_fails_clearly_without_retry(tls_server,  # type: ignore
     srv, _files = tls_server
     monkeypatch.delenv("TIUP_CA_BUNDLE", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    with fetcher(srv.url) as f, pytest.raises(FetchError) as err:
+    with fetcher(srv.url, settings=env_http()) as f, pytest.raises(FetchError) as err:
         f.fetch("timestamp.json", 1024)
     assert "TLS certificate verification failed" in str(err.value)
     assert srv.url in str(err.value)

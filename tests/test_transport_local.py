@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from tiup.errors import FetchError, NotFoundError, SizeLimitError
-from tiup.transport import open_fetcher
-from tiup.transport.base import Chunks
+from tiup.transport import Chunks, open_fetcher
 from tiup.transport.local import LocalFetcher
 
 SIZE = 5 * 1024 * 1024 + 3

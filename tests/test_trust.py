@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 
-from tiup.client.trust import TrustedState, verify_self_signed_root
 from tiup.errors import (
     ExpiredError,
     IntegrityError,
@@ -21,6 +20,7 @@ from tiup.errors import (
 from tiup.manifest.envelope import Signature, signed_bytes
 from tiup.manifest.models import KeyInfo
 from tiup.manifest.timefmt import format_time
+from tiup.trust import TrustedState, verify_self_signed_root
 from trustkit import (
     EARLIER,
     LATER,
@@ -60,8 +60,8 @@ def ok_chain() -> None:
 
 def rollback_timestamp() -> None:
     st = state()
-    full_chain(st, ts_version=5)
     snap = sign(make_snapshot(), key(11))
+    st.update_timestamp(sign(make_timestamp(snap, 5), key(12)))  # e.g. the cached copy
     st.update_timestamp(sign(make_timestamp(snap, 4), key(12)))
 
 
@@ -313,9 +313,9 @@ def test_trust_rules(name: str, scenario: Callable[[], None], error: type[TiupEr
 
 def test_failed_update_leaves_state_unchanged() -> None:
     st = state()
-    full_chain(st, ts_version=3)
-    before = st.timestamp
     snap = sign(make_snapshot(), key(11))
+    st.update_timestamp(sign(make_timestamp(snap, 3), key(12)))
+    before = st.timestamp
     with pytest.raises(RollbackError):
         st.update_timestamp(sign(make_timestamp(snap, 2), key(12)))
     assert st.timestamp is before

@@ -20,11 +20,11 @@ from reposim import RepoSim
 from serverkit import PLAT, ServerProc, Setup, make_setup, start_server
 from test_server_api import jerr, post_manifest, upload
 from tiup.errors import InvalidNameError, RepositoryError, TarballError
+from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey, generate, save_private_key
 from tiup.manifest.models import Component, VersionItem
 from tiup.manifest.timefmt import format_time
 from tiup.repository.admin import grant
-from tiup.repository.files import hash_file
 from tiup.repository.keyring import load_keyring
 from tiup.repository.store import Store, sign
 
@@ -54,7 +54,7 @@ def evil_manifest(comp: str, version: str, url: str, payload: Path, signer: Priv
                   plat: str = PLAT) -> bytes:
     """A new component ``comp`` whose one version item names ``url``, hashes matching
     ``payload`` exactly, signed by ``signer``."""
-    info = hash_file(payload)
+    info = FileInfo.of_file(payload)
     item = VersionItem(url=url, entry="hello", sha256=info.sha256, sha512=info.sha512,
                        length=info.length, released=format_time(NOW))
     comp_m = Component(expires=format_time(NOW.replace(year=2030)), version=1, id=comp,

@@ -15,11 +15,18 @@ def now() -> datetime:
     """The current time (aware, UTC), or ``TIUP_TEST_NOW`` when set.
 
     Raises:
-        ManifestError: ``TIUP_TEST_NOW`` is set but not RFC 3339.
+        UsageError: ``TIUP_TEST_NOW`` is set but not an RFC 3339 time with an offset.
     """
     fixed = os.environ.get("TIUP_TEST_NOW")
     if fixed:
-        from tiup.manifest.timefmt import parse_time
+        try:
+            moment = datetime.fromisoformat(fixed)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            from tiup.errors import UsageError
 
-        return parse_time(fixed, where="TIUP_TEST_NOW")
+            raise UsageError(f"TIUP_TEST_NOW={fixed!r} is not an RFC 3339 time with an "
+                             "offset, e.g. 2030-06-01T00:00:00Z")
+        return moment.astimezone(UTC)
     return datetime.now(UTC)

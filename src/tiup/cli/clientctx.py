@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from tiup.cli import output
-from tiup.client.profile import Profile
-from tiup.client.updater import Updater
+
+if TYPE_CHECKING:
+    from tiup.client.profile import Profile
+    from tiup.client.updater import Updater
 
 
 def profile() -> Profile:
+    from tiup.client.profile import Profile
+
     return Profile()
 
 
 def open_updater(prof: Profile, command: str, address: str | None = None) -> Updater:
     """An updater for the effective mirror (or ``address``), honouring offline mode."""
     from tiup import clock
+    from tiup.client.updater import Updater
 
     return Updater(prof, address or prof.effective_mirror(), clock.now(), offline=prof.offline,
                    command=command)
@@ -41,12 +47,8 @@ def progress_factory() -> Callable[[str, int], contextlib.AbstractContextManager
 
 
 def print_table(rows: list[list[str]]) -> None:
-    """TiUP's table: header, a row of dashes, columns two spaces apart, trailing spaces trimmed."""
-    if not rows:
-        return
-    header = rows[0]
-    table = [header, ["-" * len(h) for h in header], *rows[1:]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for row in table:
-        line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
-        output.out(line.rstrip())
+    """TiUP's table (:func:`tiup.cli.listing.table_lines`) on stdout."""
+    from tiup.cli.listing import table_lines
+
+    for line in table_lines(rows):
+        output.out(line)

@@ -6,8 +6,13 @@ verified) starts the component without loading click, rich, cryptography or
 an HTTP library, and without touching the network: the record is the proof
 of verification, so signatures are not checked again on every run.
 
-Everything else — subcommands, help, components that need a download or
-whose install predates the records — goes to :func:`tiup.cli.main.main`.
+``tiup --version`` and the root help (``tiup``, ``tiup -h``, ``tiup
+--help``, ``tiup help``) are answered here too, without click
+(:mod:`tiup.cli.fasthelp`).
+
+Everything else — subcommands, their help, components that need a download
+or whose install predates the records — goes to :func:`tiup.cli.main.main`,
+which loads click and then only the command that runs.
 """
 
 from __future__ import annotations
@@ -16,12 +21,7 @@ import os
 import sys
 
 from tiup.cli.driver import DriverArgs, scan
-
-#: Subcommands (and their aliases) never treated as components on the fast path.
-COMMANDS = frozenset({
-    "install", "list", "uninstall", "update", "status", "clean", "mirror", "package", "env",
-    "history", "link", "unlink", "help", "completion",
-})
+from tiup.cli.registry import RESERVED_WORDS, version_line
 
 
 def _record_versions(home: str, comp: str) -> list[str]:
@@ -65,7 +65,7 @@ def fast_run(d: DriverArgs) -> int | None:
     if d.binary or d.binpath or d.force_pull or d.error or not d.word:
         return None
     word = d.word
-    if word in COMMANDS or word.startswith("-"):
+    if word in RESERVED_WORDS or word.startswith("-"):
         return None
     comp, _, wanted = word.partition(":")
     if not comp or "/" in comp or comp.startswith(".") or "\0" in comp:
@@ -108,9 +108,41 @@ def fast_run(d: DriverArgs) -> int | None:
         return 1
 
 
+def fast_answer(d: DriverArgs) -> str | None:
+    """The output of ``tiup --version`` or of the root help; None for anything else.
+
+    Only the plain forms qualify (driver flags before them are fine): with any
+    argument after them, click parses the line and reports what is wrong.
+    """
+    if d.error or d.binary is not None or d.raw_rest:
+        return None
+    if d.word in ("-v", "--version"):
+        return version_line()
+    if d.word in (None, "-h", "--help", "help"):
+        from tiup.cli.fasthelp import root_help
+
+        return root_help()
+    return None
+
+
 def main() -> None:
     """Entry point of the ``tiup`` command."""
-    code = fast_run(scan(sys.argv[1:]))
+    d = scan(sys.argv[1:])
+    text = fast_answer(d)
+    if text is not None:
+        try:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            sys.exit(1)
+        sys.exit(0)
+    if d.word == "list":
+        from tiup.cli.listing import fast_list
+
+        code = fast_list(d)
+        if code is not None:
+            sys.exit(code)
+    code = fast_run(d)
     if code is not None:
         sys.exit(code)
     from tiup.cli.main import main as full_main

@@ -15,7 +15,8 @@ The standard library's ``tarfile.data_filter`` is applied on top of these
 checks as a second line of defence.
 
 A verified tarball can still be hostile (its owner signed it), so the archive
-is bounded too (:class:`ExtractLimits`), and every bound fails *before* the
+is bounded too (:class:`~tiup.settings.ExtractLimits`, passed in; the installer
+passes the environment's), and every bound fails *before* the
 offending bytes are written or even decompressed:
 
 * a path has at most 128 levels, each name at most 255 bytes, the whole path
@@ -41,52 +42,17 @@ import os
 import posixpath
 import tarfile
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from tiup.errors import InstallError, UsageError
+from tiup.errors import InstallError
+from tiup.settings import BYTES_ENV, MEMBERS_ENV, ExtractLimits
 
 #: Path bounds (not configurable: no real component comes near them).
 MAX_DEPTH = 128
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 2048
-
-BYTES_ENV, MEMBERS_ENV = "TIUP_MAX_EXTRACT_BYTES", "TIUP_MAX_EXTRACT_MEMBERS"
-DEFAULT_MAX_BYTES = 8 << 30
-DEFAULT_MAX_MEMBERS = 100_000
-
-
-@dataclass(frozen=True)
-class ExtractLimits:
-    """Bounds of one extraction; None means unlimited."""
-
-    max_bytes: int | None = DEFAULT_MAX_BYTES
-    max_members: int | None = DEFAULT_MAX_MEMBERS
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ExtractLimits:
-        """``TIUP_MAX_EXTRACT_BYTES`` / ``TIUP_MAX_EXTRACT_MEMBERS`` (0 or less: no limit).
-
-        Raises:
-            UsageError: a value is not an integer.
-        """
-        env = os.environ if env is None else env
-        return cls(_env_int(env, BYTES_ENV, DEFAULT_MAX_BYTES),
-                   _env_int(env, MEMBERS_ENV, DEFAULT_MAX_MEMBERS))
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int | None:
-    raw = env.get(name, "").strip().replace("_", "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise UsageError(f"{name}={raw!r} is not an integer",
-                         hint=f"set {name} to a whole number (0 = no limit)") from None
-    return value if value > 0 else None
 
 
 def _short(name: str, limit: int = 60) -> str:
@@ -275,7 +241,7 @@ def safe_extract(tarball: Path, dest: Path, limits: ExtractLimits | None = None)
     """Extract a (gzip) tarball into the existing, empty directory ``dest``.
 
     Args:
-        limits: the bounds; default :meth:`ExtractLimits.from_env`.
+        limits: the bounds; default the built-in ones (``ExtractLimits()``).
 
     Returns:
         The normalised names of the regular files extracted.
@@ -284,9 +250,8 @@ def safe_extract(tarball: Path, dest: Path, limits: ExtractLimits | None = None)
         InstallError: the archive is unreadable, has an unsafe member, or is over
             a bound (nothing outside ``dest`` is ever written; ``dest`` may hold a
             partial tree, which the caller discards).
-        UsageError: a limit's environment variable is not an integer.
     """
-    limits = ExtractLimits.from_env() if limits is None else limits
+    limits = ExtractLimits() if limits is None else limits
     where = tarball.name
     seen: set[str] = set()
     try:

@@ -27,15 +27,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tiup.client.extract import ExtractLimits, entry_exists, safe_extract
+from tiup import hashing
+from tiup.client.extract import entry_exists, safe_extract
 from tiup.client.profile import Profile
 from tiup.client.updater import Updater
 from tiup.errors import InstallError, IntegrityError, TiupError
 from tiup.fsutil import atomic_write, fsync_dir
+from tiup.hashing import FileInfo
 from tiup.manifest.canonical import encode_canonical
 from tiup.manifest.models import VersionItem
 from tiup.manifest.names import component_id, version_str
 from tiup.manifest.timefmt import format_time
+from tiup.settings import Settings
 
 RECORD_FIELDS = ("component", "version", "entry", "url", "sha256", "sha512", "length",
                  "mirror", "installed_at")
@@ -71,18 +74,7 @@ def read_record(profile: Profile, comp: str, version: str) -> InstallRecord | No
 
 def installed_versions(profile: Profile, comp: str) -> list[str]:
     """Non-empty version directories under ``components/<id>/`` (TiUP's notion)."""
-    base = profile.component_dir(comp)
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return []
-    out = []
-    for name in names:
-        path = base / name
-        with contextlib.suppress(OSError):
-            if path.is_dir() and any(os.scandir(path)):
-                out.append(name)
-    return sorted(out)
+    return profile.installed_versions(comp)
 
 
 def recorded_versions(profile: Profile, comp: str) -> list[str]:
@@ -138,39 +130,15 @@ def clean_staging(profile: Profile) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _hash_file(path: Path) -> tuple[int, str, str]:
-    s256, s512 = hashlib.sha256(), hashlib.sha512()
-    size = 0
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            size += len(block)
-            s256.update(block)
-            s512.update(block)
-    return size, s256.hexdigest(), s512.hexdigest()
-
-
 def verify_tarball(path: Path, item: VersionItem) -> None:
     """Length, sha256 and sha512 (when listed) must match the verified item.
 
     Raises:
         IntegrityError: naming the URL and the expected and actual values.
+        OSError: the file cannot be read.
     """
-    size, s256, s512 = _hash_file(path)
-    url = item.url
-    if size != item.length:
-        raise IntegrityError(
-            f"length mismatch for {url}: expected {item.length} bytes, got {size} "
-            "(the mirror's tarball does not match its manifest)", file=url)
-    if not item.sha256:
-        raise IntegrityError(f"the manifest lists no sha256 for {url}", file=url)
-    if s256 != item.sha256.lower():
-        raise IntegrityError(
-            f"checksum mismatch for {url}: expected sha256 {item.sha256}, got {s256} "
-            "(the mirror's tarball does not match its manifest)", file=url)
-    if item.sha512 and s512 != item.sha512.lower():
-        raise IntegrityError(
-            f"checksum mismatch for {url}: expected sha512 {item.sha512}, got {s512} "
-            "(the mirror's tarball does not match its manifest)", file=url)
+    hashing.check(item.url, FileInfo.of_file(path), item, where="its manifest",
+                  hint="the mirror's tarball does not match its signed manifest")
 
 
 def is_installed(profile: Profile, comp: str, version: str, entry: str | None = None) -> bool:
@@ -187,8 +155,11 @@ def is_installed(profile: Profile, comp: str, version: str, entry: str | None = 
 
 def install(profile: Profile, updater: Updater, comp: str, version: str, item: VersionItem,
             now: datetime, *, force: bool = False,
-            progress: ProgressFactory | None = None) -> Path:
+            progress: ProgressFactory | None = None, settings: Settings | None = None) -> Path:
     """Download, verify, extract and commit one component version.
+
+    ``settings`` gives the extraction limits and ``keep_source_target``; default the
+    updater's (:attr:`Updater.settings`).
 
     Returns:
         The installed directory ``components/<id>/<version>``.
@@ -198,11 +169,13 @@ def install(profile: Profile, updater: Updater, comp: str, version: str, item: V
         InstallError: unsafe archive, an archive over the extraction limits
             (``TIUP_MAX_EXTRACT_BYTES``, ``TIUP_MAX_EXTRACT_MEMBERS``), missing
             entry, or a file-system failure; nothing is left under ``components/``.
-        UsageError: one of those limits is not an integer.
+        UsageError: no ``settings`` were passed and an environment variable is malformed.
         FetchError, OfflineError: the tarball could not be downloaded.
     """
     version_str(version)
-    limits = ExtractLimits.from_env()  # a malformed setting fails before any download
+    # a malformed setting fails before any download
+    settings = settings if settings is not None else updater.settings
+    limits = settings.extract
     target = profile.component_dir(comp, version)
     with home_lock(profile):
         clean_staging(profile)
@@ -228,8 +201,7 @@ def install(profile: Profile, updater: Updater, comp: str, version: str, item: V
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         finally:
-            if os.environ.get("TIUP_KEEP_SOURCE_TARGET", "") in ("enable", "true") and \
-                    tarball.exists() and target.is_dir():
+            if settings.keep_source_target and tarball.exists() and target.is_dir():
                 shutil.copy2(tarball, target / item.url.rsplit("/", 1)[-1])
             with contextlib.suppress(OSError):
                 tarball.unlink()

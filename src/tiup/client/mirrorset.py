@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiup.client import trust
+from tiup import trust
 from tiup.client.profile import DEFAULT_MIRROR, Profile
 from tiup.errors import (
     ManifestError,

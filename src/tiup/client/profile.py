@@ -25,13 +25,6 @@ def tiup_home(env: Mapping[str, str] | None = None) -> Path:
     return Path("~/.tiup").expanduser()
 
 
-def normalise_address(address: str) -> str:
-    """Address identity: HTTP(S) without trailing ``/``; local paths absolute and resolved."""
-    if address.startswith(("http://", "https://")):
-        return address.rstrip("/")
-    return str(Path(address).expanduser().resolve())
-
-
 def address_hash(address: str) -> str:
     """First 16 hex chars of sha256 of the exact address string (TiUP's pin naming)."""
     import hashlib
@@ -92,6 +85,22 @@ class Profile:
     def mirrors_dir(self) -> Path:
         return self.home / "mirrors"
 
+    def installed_versions(self, comp: str) -> list[str]:
+        """Non-empty version directories under ``components/<id>/`` (TiUP's notion of
+        installed); ``comp`` must be validated by the caller."""
+        try:
+            entries = list(os.scandir(self.component_dir(comp)))
+        except OSError:
+            return []
+        out = []
+        for entry in entries:
+            try:
+                if entry.is_dir() and any(os.scandir(entry.path)):
+                    out.append(entry.name)
+            except OSError:
+                continue
+        return sorted(out)
+
     def component_dir(self, comp: str, version: str | None = None) -> Path:
         """``components/<id>[/<version>]``; both names must be validated by the caller."""
         base = self.components_dir / comp
@@ -124,6 +133,8 @@ class Profile:
         Raises:
             TiupError: ``tiup.toml`` cannot be read.
         """
+        from tiup.transport.address import normalise_address
+
         ident = normalise_address(address)
         configured = normalise_address(self.configured_mirror() or DEFAULT_MIRROR)
         if ident == configured:

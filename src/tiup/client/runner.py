@@ -18,22 +18,13 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 
+from tiup.ids import base62
+
 #: TiUP's version, reported to components as TIUP_VERSION.
 TIUP_VERSION = "1.16.5"
 
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
 _SECRET_PREFIXES = ("-p", "-password", "--password", "-tidb-password", "--tidb-password",
                     "encrypt")
-
-
-def base62(n: int) -> str:
-    out = ""
-    while True:
-        n, r = divmod(n, 62)
-        out = _B62[r] + out
-        if n == 0:
-            return out
 
 
 def redact(args: list[str]) -> list[str]:

@@ -3,7 +3,7 @@
 An :class:`Updater` serves one mirror address. It reads the trust anchor of
 that address (``bin/root.json`` for the configured mirror, ``mirrors/<sha16>/``
 for any other, ``behavior.md`` §12.2), then feeds bytes from the transport to
-:class:`~tiup.client.trust.TrustedState` in the order the rules require::
+:class:`~tiup.trust.TrustedState` in the order the rules require::
 
     timestamp.json (cap 1024) → snapshot.json (cap from the timestamp)
       → N.index.json → N.<id>.json on demand (caps from the snapshot)
@@ -21,39 +21,33 @@ and fetched anew, so a tampered or expired cache is never trusted.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
-from tiup.client import trust
+from tiup import trust
+from tiup.client import verified
 from tiup.client.profile import MirrorState, Profile
 from tiup.errors import (
     ExpiredError,
-    FetchError,
-    IntegrityError,
-    NotFoundError,
-    RollbackError,
+    OfflineError,
     SignatureError,
-    SizeLimitError,
     TiupError,
     VerificationError,
 )
 from tiup.fsutil import atomic_write
+from tiup.manifest.envelope import parse_envelope
 from tiup.manifest.models import Component, Index, Root, Snapshot, Timestamp
-from tiup.manifest.names import versioned_url
+from tiup.reader import MirrorReader
+from tiup.settings import Settings, current
 from tiup.transport import Fetcher, open_fetcher
+from tiup.transport.chunks import Chunks
+from tiup.transport.resume import Progress
 
-#: Warn when trusted metadata expires within this many days (TIUP_EXPIRY_WARN_DAYS).
-DEFAULT_WARN_DAYS = 7
-
-
-class OfflineError(FetchError):
-    """The network is needed but offline mode is on."""
+M = TypeVar("M", Index, Component)
 
 
 class CountingFetcher(Fetcher):
@@ -79,6 +73,28 @@ class CountingFetcher(Fetcher):
         self.log.append(resource)
         return self.inner.stream(resource, max_size, offset)
 
+    def stream_range(self, resource: str, max_size: int | None, offset: int = 0, *,
+                     if_range: str | None = None) -> AbstractContextManager[Chunks]:
+        self.requests += 1
+        self.log.append(resource)
+        return self.inner.stream_range(resource, max_size, offset, if_range=if_range)
+
+    def download(self, resource: str, dest: Path, *, expected_length: int | None = None,
+                 part_path: Path | None = None, progress: Progress | None = None) -> None:
+        self.requests += 1
+        self.log.append(resource)
+        before = part_path.stat().st_size if part_path is not None and part_path.exists() else 0
+        self.inner.download(resource, dest, expected_length=expected_length,
+                            part_path=part_path, progress=progress)
+        with contextlib.suppress(OSError):
+            self.bytes += max(0, dest.stat().st_size - before)
+
+    def location(self, resource: str) -> str:
+        return self.inner.location(resource)
+
+    def list_files(self) -> list[str] | None:
+        return self.inner.list_files()
+
     def count_bytes(self, n: int) -> None:
         self.bytes += n
 
@@ -87,6 +103,53 @@ class CountingFetcher(Fetcher):
 
     def close(self) -> None:
         self.inner.close()
+
+    def __getattr__(self, name: str) -> object:
+        # settings of the wrapped transport (retry policy, speed rule, clock...)
+        return getattr(self.inner, name)
+
+
+class _HomeCache:
+    """The :class:`~tiup.reader.ManifestCache` of one mirror in ``$TIUP_HOME``."""
+
+    #: cache files that are not component manifests
+    FIXED = frozenset({"root.json", "timestamp.json", "snapshot.json", "index.json"})
+
+    def __init__(self, state: MirrorState):
+        self.dir = state.manifests_dir
+        self.anchor = state.root_path
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return (self.dir / name).read_bytes()
+        except OSError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        """Keep bytes the reader just verified, and record that they were verified."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.dir / name, data, 0o644)
+        verified.remember(self.dir, name, data, verified.anchor_digest(self.anchor))
+
+    def drop(self, name: str) -> None:
+        verified.forget(self.dir, name)
+        with contextlib.suppress(OSError):
+            (self.dir / name).unlink()
+
+    def source(self, name: str) -> str:
+        return str(self.dir / name)
+
+    def prune(self, index: Index) -> None:
+        if not self.dir.is_dir():
+            return
+        for path in self.dir.glob("*.json"):
+            name = path.name
+            # pathlib's "*" matches dotfiles too: another process's ".tmp-*" write in
+            # progress (several tiup runs may share one $TIUP_HOME) must be left alone.
+            if name in self.FIXED or name.startswith(".") or name.split(".")[0].isdigit():
+                continue
+            if name[: -len(".json")] not in index.components:
+                self.drop(name)
 
 
 def offline_error(command: str, address: str) -> OfflineError:
@@ -105,10 +168,14 @@ class Updater:
         now: the reference time for expiry.
         offline: forbid network access (local-directory mirrors stay usable).
         command: the command name, for the offline error message.
+        settings: HTTP settings, expiry warnings (and, for the installer, extraction
+            limits); default the process's (:func:`tiup.settings.current`, read when
+            first needed).
     """
 
     def __init__(self, profile: Profile, address: str, now: datetime, *, offline: bool = False,
-                 command: str = "this command", fetcher: Fetcher | None = None):
+                 command: str = "this command", fetcher: Fetcher | None = None,
+                 settings: Settings | None = None):
         self.profile = profile
         self.address = address
         self.state: MirrorState = profile.mirror_state(address)
@@ -116,15 +183,24 @@ class Updater:
         self.offline = offline
         self.command = command
         self._fetcher: CountingFetcher | None = CountingFetcher(fetcher) if fetcher else None
-        self._trusted: trust.TrustedState | None = None
+        self._reader: MirrorReader | None = None
         self._refreshed = False
-        self._ts_bytes: bytes | None = None
         self.warnings: list[str] = []
         self._warned: set[str] = set()
-        #: manifests downloaded ahead by :meth:`prefetch_components`, not yet verified
-        self._prefetched: dict[str, bytes] = {}
+        self._settings = settings
 
     # ------------------------------------------------------------ plumbing
+    @property
+    def settings(self) -> Settings:
+        """The settings passed in, else the process's.
+
+        Raises:
+            UsageError: none were passed and an environment variable is malformed.
+        """
+        if self._settings is None:
+            self._settings = current()
+        return self._settings
+
     @property
     def fetcher(self) -> CountingFetcher:
         """The (counting) fetcher of the mirror, opened on first use.
@@ -134,7 +210,7 @@ class Updater:
             OfflineError: offline mode is on and the mirror is not a local directory.
         """
         if self._fetcher is None:
-            self._fetcher = CountingFetcher(open_fetcher(self.address))
+            self._fetcher = CountingFetcher(open_fetcher(self.address, self.settings))
         if self.offline and self._fetcher.local_path() is None:
             raise offline_error(self.command, self.address)
         return self._fetcher
@@ -155,24 +231,7 @@ class Updater:
         return self.state.manifests_dir / name
 
     def _read_cache(self, name: str) -> bytes | None:
-        try:
-            return self._cache(name).read_bytes()
-        except OSError:
-            return None
-
-    def _write_cache(self, name: str, data: bytes) -> None:
-        self.state.manifests_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._cache(name), data, 0o644)
-
-    def _drop_cache(self, name: str) -> None:
-        with contextlib.suppress(OSError):
-            self._cache(name).unlink()
-
-    def _fetch(self, resource: str, cap: int | None) -> bytes:
-        data = self._prefetched.pop(resource, None)
-        if data is not None:
-            return data
-        return self.fetcher.fetch(resource, cap)
+        return _HomeCache(self.state).read(name)
 
     # ----------------------------------------------------------------- root
     def _anchor_bytes(self) -> tuple[bytes, str]:
@@ -198,7 +257,7 @@ class Updater:
             data = pin.read_bytes()
             source = str(pin)
         else:
-            data = self._fetch("root.json", trust.MAX_ROOT_SIZE)
+            data = self.fetcher.fetch("root.json", trust.MAX_ROOT_SIZE)
             source = f"{self.address.rstrip('/')}/root.json"
         try:
             trust.verify_self_signed_root(data, source)
@@ -216,38 +275,28 @@ class Updater:
         return data
 
     def trusted(self) -> trust.TrustedState:
-        """The trusted state, starting from the cached latest root or the anchor.
+        """The trusted state, starting from the anchor and the cached chain of newer roots.
 
         Raises:
             VerificationError: no usable trusted root.
         """
-        if self._trusted is not None:
-            return self._trusted
-        anchor, source = self._anchor_bytes()
-        state = trust.TrustedState(anchor, self.now, source)
-        cached = self._read_cache("root.json")
-        if cached is not None:
-            try:
-                candidate = trust.TrustedState(cached, self.now, str(self._cache("root.json")))
-                if candidate.root.version > state.root.version:
-                    state = self._walk_cached_roots(state)
-            except TiupError:
-                self._drop_cache("root.json")
-        self._trusted = state
-        return state
+        return self.reader.state
 
-    def _walk_cached_roots(self, state: trust.TrustedState) -> trust.TrustedState:
-        """Re-verify the cached chain ``N.root.json`` from the anchor (never trust it blindly)."""
-        while True:
-            nxt = state.root.version + 1
-            data = self._read_cache(f"{nxt}.root.json")
-            if data is None:
-                return state
-            try:
-                state.update_root(data, str(self._cache(f"{nxt}.root.json")))
-            except TiupError:
-                self._drop_cache(f"{nxt}.root.json")
-                return state
+    @property
+    def reader(self) -> MirrorReader:
+        """The verified walk of this mirror, with ``$TIUP_HOME``'s manifest cache.
+
+        Raises:
+            VerificationError: no usable trusted root.
+        """
+        if self._reader is None:
+            anchor, source = self._anchor_bytes()
+            state = trust.TrustedState(anchor, self.now, source)
+            reader = MirrorReader(lambda: self.fetcher, state, cache=_HomeCache(self.state),
+                                  address=self.address)
+            reader.walk_cached_roots()
+            self._reader = reader
+        return self._reader
 
     def walk_roots(self) -> bool:
         """Fetch ``N+1.root.json`` until the mirror has none. True if the root changed.
@@ -256,20 +305,13 @@ class Updater:
             VerificationError: a next root does not verify, or the final root expired.
             FetchError: the mirror failed other than "not found".
         """
-        state = self.trusted()
-        start = state.root.version
-        latest: bytes | None = None
-        while True:
-            name = f"{state.root.version + 1}.root.json"
-            try:
-                data = self._fetch(name, trust.MAX_ROOT_SIZE)
-            except NotFoundError:
-                break
-            state.update_root(data, name)
-            self._write_cache(name, data)
-            latest = data
-        if latest is not None:
-            self._write_cache("root.json", latest)
+        changed = self.reader.walk_roots()
+        self._check_root_fresh()
+        return changed
+
+    def _check_root_fresh(self) -> None:
+        """Raises ExpiredError, naming the mirror, if the newest trusted root expired."""
+        state = self.reader.state
         try:
             state.check_root_fresh()
         except ExpiredError as exc:
@@ -279,7 +321,6 @@ class Updater:
                 file=state.root_source,
                 hint="ask the mirror's administrator to rotate the root (tiup mirror rotate)",
             ) from exc
-        return state.root.version != start
 
     # -------------------------------------------------------- update flow
     def refresh(self) -> None:
@@ -296,43 +337,17 @@ class Updater:
             self._refresh()
 
     def _refresh(self) -> None:
-        state = self.trusted()
-        self._load_cached_timestamp(state)
-        if self._ts_bytes is None:
-            self._ts_bytes = self._fetch("timestamp.json", trust.MAX_TIMESTAMP_SIZE)
+        reader = self.reader
         try:
-            state.update_timestamp(self._ts_bytes)
-        except (SignatureError, ExpiredError):
-            try:
-                self.walk_roots()
-                state.update_timestamp(self._ts_bytes)
-            except SignatureError as exc:
-                changed = self._root_changed()
-                if changed is None:
-                    raise
-                raise changed from exc
-        for attempt in range(4):
-            try:
-                self._update_snapshot(state)
-            except (IntegrityError, SizeLimitError):
-                # A writer replaced snapshot.json between our two reads, or a cache in
-                # front of the mirror lags: read timestamp.json again and retry; a
-                # snapshot that really does not match keeps failing and is refused.
-                if attempt == 3:
-                    raise
-                self._ts_bytes = self._fetch("timestamp.json", trust.MAX_TIMESTAMP_SIZE)
-                state.update_timestamp(self._ts_bytes)
-                continue
-            if not state.root_behind_snapshot():
-                break
-            self.walk_roots()
-            state.update_timestamp(self._ts_bytes)
-        else:
-            raise VerificationError(
-                f"snapshot.json of {self.address} names a root version that is not published",
-                file="snapshot.json",
-            )
-        self._update_index(state)
+            reader.refresh()
+        except SignatureError as exc:
+            changed = self._root_changed()
+            if changed is None:
+                raise
+            raise changed from exc
+        except ExpiredError:
+            self._check_root_fresh()  # an expired root is the cause: say so
+            raise
         self._refreshed = True
         self._check_expiry_warnings()
 
@@ -380,7 +395,7 @@ class Updater:
         """
         state = self.trusted()
         try:
-            data = self._fetch("root.json", trust.MAX_ROOT_SIZE)
+            data = self.fetcher.fetch("root.json", trust.MAX_ROOT_SIZE)
             env, theirs = trust.verify_self_signed_root(data, "root.json")
         except TiupError:
             return None
@@ -417,173 +432,30 @@ class Updater:
         return (f"only if you trust the new root: get its root.json from the mirror's "
                 f"administrator and run `{with_root}`{retofu}")
 
-    def _load_cached_timestamp(self, state: trust.TrustedState) -> None:
-        data = self._read_cache("timestamp.json")
-        if data is None:
-            return
-        try:
-            state.update_timestamp(data, str(self._cache("timestamp.json")), allow_expired=True)
-        except TiupError:
-            state.timestamp = None
-            self._drop_cache("timestamp.json")
-
-    def _update_snapshot(self, state: trust.TrustedState) -> None:
-        assert state.timestamp is not None and state.timestamp.snapshot_meta is not None
-        meta = state.timestamp.snapshot_meta
-        cached = self._read_cache("snapshot.json")
-        if cached is not None and hashlib.sha256(cached).hexdigest() == meta.hashes.get(
-            "sha256", ""
-        ).lower():
-            try:
-                state.update_snapshot(cached, str(self._cache("snapshot.json")))
-                self._save_timestamp()
-                return
-            except TiupError:
-                self._drop_cache("snapshot.json")
-        data = self._fetch("snapshot.json", meta.length)
-        state.update_snapshot(data)
-        self._write_cache("snapshot.json", data)
-        self._save_timestamp()
-
-    def _save_timestamp(self) -> None:
-        assert self._ts_bytes is not None
-        if self._read_cache("timestamp.json") != self._ts_bytes:
-            self._write_cache("timestamp.json", self._ts_bytes)
-
-    def _cached_version(self, name: str, keys: trust.RoleKeys, cls: type[Index] | type[Component]
-                        ) -> int | None:
-        """The version of a cached manifest whose signature still verifies (else None)."""
-        data = self._read_cache(name)
-        if data is None:
-            return None
-        try:
-            env, model = trust.load(data, name, cls)
-            trust.verify_signatures(env, keys, None)
-        except TiupError:
-            return None
-        return model.version
-
-    def _refuse_older(self, name: str, keys: trust.RoleKeys,
-                      cls: type[Index] | type[Component], version: int, what: str) -> None:
-        """A cache that no longer verifies may still prove the snapshot rolled back.
-
-        Raises:
-            RollbackError: the cached copy is validly signed and newer than ``version``.
-        """
-        held = self._cached_version(name, keys, cls)
-        if held is not None and held > version:
-            raise RollbackError(
-                f"snapshot.json of {self.address} names {what} version {version}, "
-                f"older than the trusted version {held}",
-                file="snapshot.json",
-            )
-
-    def _update_index(self, state: trust.TrustedState) -> None:
-        version, length = state.expected_index()
-        keys = trust.role_keys(state.root, "index", state.root_source)
-        cached = self._read_cache("index.json")
-        if cached is not None:
-            try:
-                state.update_index(cached, str(self._cache("index.json")))
-                return
-            except TiupError:
-                self._refuse_older("index.json", keys, Index, version, "index")
-        name = versioned_url(state.index_url(), version).lstrip("/")
-        data = self._fetch(name, length)
-        state.update_index(data, name)
-        self._write_cache("index.json", data)
-        self._prune_component_cache(state.index)
-
-    def _prune_component_cache(self, index: Index | None) -> None:
-        if index is None or not self.state.manifests_dir.is_dir():
-            return
-        fixed = {"root.json", "timestamp.json", "snapshot.json", "index.json"}
-        for path in self.state.manifests_dir.glob("*.json"):
-            name = path.name
-            # pathlib's "*" matches dotfiles too: another process's ".tmp-*" write in
-            # progress (several tiup runs may share one $TIUP_HOME) must be left alone.
-            if name in fixed or name.startswith(".") or name.split(".")[0].isdigit():
-                continue
-            if name[: -len(".json")] not in index.components:
-                self._drop_cache(name)
-
     # ---------------------------------------------------------- components
     @property
     def index(self) -> Index:
         """The verified index (after :meth:`refresh`)."""
-        state = self.trusted()
-        if state.index is None:
-            self.refresh()
-        assert state.index is not None
-        return state.index
+        self.refresh()
+        return self.reader.index
 
-    def component(self, comp_id: str) -> Component:
+    def component(self, comp_id: str, *, allow_expired: bool = False) -> Component:
         """The verified component manifest, from the cache if it is current.
+
+        ``allow_expired`` ignores the manifest's own expiry (a writer re-signs it).
 
         Raises:
             VerificationError: unknown component, or the manifest fails the rules.
             FetchError: it could not be downloaded.
         """
-        state = self.trusted()
         self.refresh()
-        if comp_id in state.components:
-            return state.components[comp_id]
         with self._naming_mirror():
-            return self._component(state, comp_id)
-
-    def _component(self, state: trust.TrustedState, comp_id: str) -> Component:
-        url, version, length = state.component_entry(comp_id)
-        cache_name = f"{comp_id}.json"
-        cached = self._read_cache(cache_name)
-        if cached is not None:
-            try:
-                return state.update_component(comp_id, cached, str(self._cache(cache_name)))
-            except TiupError:
-                assert state.index is not None
-                owner = state.index.components[comp_id].owner
-                keys = trust.owner_keys(state.index, owner, state.index_source)
-                self._refuse_older(cache_name, keys, Component, version, comp_id)
-        name = versioned_url(url, version).lstrip("/")
-        data = self._fetch(name, length)
-        comp = state.update_component(comp_id, data, name)
-        self._write_cache(cache_name, data)
-        return comp
+            return self.reader.component(comp_id, allow_expired=allow_expired)
 
     def prefetch_components(self, comp_ids: Iterable[str], jobs: int = 8) -> None:
-        """Download, ``jobs`` at a time, the manifests :meth:`component` will need.
-
-        Only bytes are fetched here (with the snapshot's caps); each is verified when
-        :meth:`component` takes it. Components whose cache is current are skipped, and
-        failures are left for :meth:`component` to report.
-        """
-        state = self.trusted()
+        """Download, ``jobs`` at a time, the manifests :meth:`component` will need."""
         self.refresh()
-        wanted: list[tuple[str, int]] = []
-        for comp_id in comp_ids:
-            if comp_id in state.components:
-                continue
-            try:
-                url, version, length = state.component_entry(comp_id)
-            except TiupError:
-                continue
-            cached = self._read_cache(f"{comp_id}.json")
-            if cached is not None and _declared_version(cached) == version:
-                continue
-            wanted.append((versioned_url(url, version).lstrip("/"), length))
-        if len(wanted) < 2:
-            return
-        fetcher = self.fetcher
-
-        def get(item: tuple[str, int]) -> tuple[str, bytes | None]:
-            try:
-                return item[0], fetcher.fetch(item[0], item[1])
-            except TiupError:
-                return item[0], None
-
-        with ThreadPoolExecutor(max_workers=min(jobs, len(wanted))) as pool:
-            for name, data in pool.map(get, wanted):
-                if data is not None:
-                    self._prefetched[name] = data
+        self.reader.prefetch_components(comp_ids, jobs)
 
     def cached_component(self, comp_id: str, *, ignore_expiry: bool = True) -> Component | None:
         """The cached component manifest if its owner's signature verifies; no network.
@@ -591,6 +463,11 @@ class Updater:
         Used to run installed components offline: expiry is ignored, signatures
         are not (§12.9). Returns None if there is no usable cached copy.
         """
+        if ignore_expiry:
+            fast = self._verified(f"{comp_id}.json", Component)
+            if fast is not None and fast.id == comp_id and \
+                    self._verified("index.json", Index) is not None:
+                return fast
         data = self._read_cache(f"{comp_id}.json")
         index_data = self._read_cache("index.json")
         if data is None or index_data is None:
@@ -614,6 +491,9 @@ class Updater:
 
     def cached_index(self) -> Index | None:
         """The cached index if its signature verifies (expiry ignored); no network."""
+        fast = self._verified("index.json", Index)
+        if fast is not None:
+            return fast
         data = self._read_cache("index.json")
         if data is None:
             return None
@@ -626,6 +506,18 @@ class Updater:
         except TiupError:
             return None
 
+    def _verified(self, name: str, cls: type[M]) -> M | None:
+        """A cached manifest whose verification is on record (:mod:`tiup.client.verified`),
+        parsed without checking signatures again; None otherwise."""
+        data = verified.verified_bytes(self.state.manifests_dir, name,
+                                       verified.anchor_digest(self.state.root_path))
+        if data is None:
+            return None
+        try:
+            return cls.from_dict(parse_envelope(data, name).signed, name)
+        except TiupError:
+            return None
+
     # -------------------------------------------------------------- tarballs
     def download(self, url: str, dest: Path, length: int,
                  progress: Callable[[int, int], None] | None = None,
@@ -634,25 +526,13 @@ class Updater:
 
         The caller verifies hashes. Raises FetchError, SizeLimitError, OfflineError.
         """
-        fetcher = self.fetcher
-        resource = url.lstrip("/")
-        before = part.stat().st_size if part is not None and part.exists() else 0
         report = None if progress is None else (lambda done: progress(done, length))
-        fetcher.requests += 1
-        fetcher.log.append(resource)
-        fetcher.inner.download(resource, dest, expected_length=length, part_path=part,
-                               progress=report)
-        fetcher.count_bytes(max(0, dest.stat().st_size - before))
+        self.fetcher.download(url.lstrip("/"), dest, expected_length=length, part_path=part,
+                              progress=report)
 
     # -------------------------------------------------------------- warnings
     def _check_expiry_warnings(self) -> None:
-        import os
-
-        raw = os.environ.get("TIUP_EXPIRY_WARN_DAYS", "")
-        try:
-            days = int(raw) if raw else DEFAULT_WARN_DAYS
-        except ValueError:
-            days = DEFAULT_WARN_DAYS
+        days = self.settings.expiry_warn_days
         if days <= 0:
             return
         state = self.trusted()
@@ -683,10 +563,7 @@ class Updater:
 
     def note_component_expiry(self, comp: Component) -> None:
         """Add an expiry warning for a component manifest the caller relies on."""
-        import os
-
-        raw = os.environ.get("TIUP_EXPIRY_WARN_DAYS", "")
-        days = int(raw) if raw.isdigit() else DEFAULT_WARN_DAYS
+        days = self.settings.expiry_warn_days
         if days > 0:
             self._warn_expiry(f"{comp.id}.json", comp.expires, self.now + timedelta(days=days))
 
@@ -713,13 +590,3 @@ def reset_cache(state: MirrorState) -> None:
 
 
 __all__ = ["CountingFetcher", "OfflineError", "Snapshot", "Timestamp", "Updater", "reset_cache"]
-
-
-def _declared_version(data: bytes) -> int | None:
-    """The ``signed.version`` a manifest claims (unverified: only to skip a download)."""
-    try:
-        obj = json.loads(data)
-        version = obj["signed"]["version"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        return None
-    return version if isinstance(version, int) else None

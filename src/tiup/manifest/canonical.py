@@ -47,18 +47,9 @@ import math
 import re
 from typing import Any
 
+from tiup.errors import CanonicalJSONError
+
 __all__ = ["CanonicalJSONError", "decode_json_strict", "encode_canonical", "format_float"]
-
-
-class CanonicalJSONError(ValueError):
-    """A value cannot be encoded as canonical JSON, or bytes are not strict JSON.
-
-    Raised for NaN and infinite floats, non-``str`` object keys, unsupported
-    types, strings that cannot be represented (a high surrogate immediately
-    followed by a low surrogate), circular or too deeply nested containers, and
-    (by :func:`decode_json_strict`) for invalid UTF-8, malformed JSON, duplicate
-    object member names, ``NaN``/``Infinity`` literals and out-of-range numbers.
-    """
 
 
 # --------------------------------------------------------------------------- strings

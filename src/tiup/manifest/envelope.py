@@ -16,6 +16,9 @@ from tiup.errors import CanonicalFormError, ManifestError
 from tiup.manifest.canonical import CanonicalJSONError, decode_json_strict, encode_canonical
 from tiup.manifest.models import Signed, signed_from_dict
 
+#: :class:`~tiup.errors.CanonicalFormError` code: the signed bytes are not canonical.
+SIGNED_NOT_CANONICAL = "signed-not-canonical"
+
 
 @dataclass(frozen=True)
 class Signature:
@@ -181,17 +184,22 @@ def check_canonical(env: Envelope, data: bytes) -> None:
     """Check the file is exactly canonical JSON of its envelope.
 
     Raises:
-        CanonicalFormError: naming what differs (trailing newline, spacing, order, escapes).
+        CanonicalFormError: naming what differs (trailing newline, spacing, order, escapes);
+            code :data:`SIGNED_NOT_CANONICAL` when the signed part itself differs (then
+            Go TiUP cannot verify the signatures), else ``trailing-newline`` or
+            ``envelope-not-canonical`` (harmless for verification).
     """
     expected = envelope_bytes(env.signatures, env.signed)
     if data == expected:
         return
     if data.rstrip(b"\n") == expected:
-        raise CanonicalFormError(f"{env.source} ends with a newline", file=env.source)
+        raise CanonicalFormError(f"{env.source} ends with a newline", file=env.source,
+                                 code="trailing-newline")
     if encode_canonical(env.signed) != env.signed_raw:
         raise CanonicalFormError(
             f"{env.source}: the signed part is not canonical JSON (spacing, member order or "
             "escapes differ), so Go TiUP cannot verify it",
-            file=env.source,
+            file=env.source, code=SIGNED_NOT_CANONICAL,
         )
-    raise CanonicalFormError(f"{env.source} is not canonical JSON", file=env.source)
+    raise CanonicalFormError(f"{env.source} is not canonical JSON", file=env.source,
+                             code="envelope-not-canonical")

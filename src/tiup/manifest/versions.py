@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import cmp_to_key
+from typing import TYPE_CHECKING
 
-import semver
+if TYPE_CHECKING:
+    import semver
 
 _SEMVER = re.compile(
     r"v(0|[1-9]\d*)(?:\.(0|[1-9]\d*)(?:\.(0|[1-9]\d*)"
@@ -27,6 +29,8 @@ def parse(version: str) -> semver.Version | None:
     major, minor, patch, pre, _build = m.groups()
     if (minor is None or patch is None) and (pre or _build):
         return None
+    import semver  # on first use: most commands never compare versions (semver: ~4 ms)
+
     return semver.Version(int(major), int(minor or 0), int(patch or 0), pre)
 
 

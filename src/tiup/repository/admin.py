@@ -33,7 +33,7 @@ def _next_manifest(store: MirrorView, cid: str, days: int | None = None
     comp = store.component(cid)
     item = store.index.components.get(cid)
     if comp is None or item is None:
-        raise RepositoryError(f"unknown component {cid} in mirror {store.directory}",
+        raise RepositoryError(f"unknown component {cid} in mirror {store.location}",
                               hint="publish it first with `tiup mirror publish`")
     new = clone_component(comp)
     new.version = store.next_component_version(cid)
@@ -200,16 +200,6 @@ def root_changed(old: Root, new: Root, *, expiry: bool) -> bool:
         before.pop(key, None)
         after.pop(key, None)
     return before != after
-
-
-def rotation_roles(old: Root, new: Root) -> list[str]:
-    """The roles whose manifests the commit of a rotation signs with ``new``'s keys:
-    snapshot and timestamp always; the index too when its role changes (it must then be
-    re-signed by the new index key, or clients would refuse it)."""
-    roles = ["snapshot", "timestamp"]
-    if old.roles["index"].to_dict() != new.roles["index"].to_dict():
-        roles.insert(0, "index")
-    return roles
 
 
 def check_signing_keys(root: Root, ring: KeyRing, roles: Sequence[str], source: str) -> None:

@@ -1,6 +1,6 @@
 """``tiup mirror verify``: audit a whole mirror and report every problem.
 
-The audit runs the client's trust checks (:mod:`tiup.client.trust`) one by
+The audit runs the client's trust checks (:mod:`tiup.trust`) one by
 one over every file of a mirror, recording each failure as a
 :class:`Finding` instead of stopping, so one run lists everything that is
 wrong. It never writes. Tarballs are hashed streaming (sha256 and sha512 in
@@ -25,9 +25,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from tiup.client import trust
+from tiup import trust
 from tiup.errors import FetchError, ManifestError, NotFoundError, SizeLimitError, TiupError
-from tiup.manifest.envelope import Envelope, check_canonical, parse_envelope
+from tiup.manifest.envelope import (
+    SIGNED_NOT_CANONICAL,
+    Envelope,
+    check_canonical,
+    parse_envelope,
+)
 from tiup.manifest.models import (
     Component,
     ComponentItem,
@@ -157,7 +162,7 @@ class _Audit:
         try:
             check_canonical(env, data)
         except ManifestError as exc:
-            raw_ok = "signed part" not in exc.message
+            raw_ok = exc.code != SIGNED_NOT_CANONICAL
             self.add(WARN if raw_ok else ERROR, name, exc.message)
         if env.extra_members:
             self.add(WARN, name, f"unknown envelope members {sorted(env.extra_members)}")
@@ -171,10 +176,6 @@ class _Audit:
             self.error(env.source, exc)
             return None
         self.unknown_members(env.source, model)
-        try:
-            trust.check_spec_version(model, env.source)
-        except TiupError as exc:
-            self.error(env.source, exc)
         return model  # type: ignore[no-any-return]
 
     def unknown_members(self, source: str, model: Signed) -> None:
@@ -201,17 +202,16 @@ class _Audit:
             extra = f" ({what})" if what else ""
             self.error(source, f"{source}{extra} expired at {at.isoformat()}")
 
-    def signatures(self, env: Envelope, role: trust.RoleKeys, what: str) -> bool:
-        try:
-            trust.verify_signatures(env, role, None)
-        except TiupError as exc:
+    def problems(self, env: Envelope, problems: trust.Problems, role: trust.RoleKeys | None,
+                 what: str) -> None:
+        """Report the problems the trust rules found in one document (expiry is left to
+        :meth:`expiry`, which says more); "no signature from the role's keys" says whose."""
+        for exc in problems:
             msg = exc.message
-            if msg.startswith("not enough signatures (0)"):
+            if exc.code == "no-signatures" and role is not None:
                 msg = (f"{env.source} is not signed by the {what} of {role.declared_in} "
                        f"(needs {role.threshold} signature(s), found none from its keys)")
             self.error(env.source, msg)
-            return False
-        return True
 
     # ------------------------------------------------------------------ steps
     def run(self) -> AuditReport:
@@ -251,37 +251,40 @@ class _Audit:
             self.referenced.add("root.json")
             self.compare_mirror_root(root)
         self.referenced.add("1.root.json")
-        current, current_src = self.walk(root, source, None)
+        current, current_src = self.walk(data, source, None)
         self.report.root_version = current.version
         self.expiry(current, current_src, f"root version {current.version}")
         self.root_source = current_src
         return current
 
-    def walk(self, root: Root, source: str, stop: int | None, *, quiet: bool = False
+    def walk(self, data: bytes, source: str, stop: int | None, *, quiet: bool = False
              ) -> tuple[Root, str]:
-        """Follow ``N+1.root.json`` from ``root`` (up to version ``stop``), reporting each step."""
-        current, current_src = root, source
-        while stop is None or current.version < stop:
-            name = f"{current.version + 1}.root.json"
+        """Follow ``N+1.root.json`` from the root ``data`` (up to version ``stop``) with the
+        trust state's one root walk, reporting each step."""
+        state = trust.TrustedState(data, None, source)
+
+        def next_root(version: int) -> tuple[bytes, str] | None:
+            if stop is not None and version > stop:
+                return None
+            name = f"{version}.root.json"
             try:
-                data = self.f.fetch(name, trust.MAX_ROOT_SIZE)
+                got = self.f.fetch(name, trust.MAX_ROOT_SIZE)
             except NotFoundError:
-                break
-            except FetchError as exc:
-                self.error(name, exc)
-                break
+                return None
             self.referenced.add(name)
             if not quiet:
                 self.report.manifests_checked += 1
-            try:
-                env, new = trust.verify_next_root(current, current_src, data, name)
-            except TiupError as exc:
-                self.error(name, exc)
-                break
+            return got, name
+
+        def accepted(got: bytes, name: str) -> None:
             if not quiet:
-                self.parse_extras(env, data, new)
-            current, current_src = new, name
-        return current, current_src
+                self.parse_extras(parse_envelope(got, name), got, state.root)
+
+        try:
+            state.walk_roots(next_root, accepted)
+        except TiupError as exc:
+            self.error(exc.file or f"{state.root.version + 1}.root.json", exc)
+        return state.root, state.root_source
 
     def lower_chain(self, root: Root) -> None:
         """``1.root.json`` … must lead to the mirror's ``root.json`` (clients may hold any)."""
@@ -299,7 +302,7 @@ class _Audit:
             if first.to_dict() != root.to_dict():
                 self.error("1.root.json", "1.root.json differs from root.json (both version 1)")
             return
-        reached, _src = self.walk(first, "1.root.json", root.version, quiet=True)
+        reached, _src = self.walk(data, "1.root.json", root.version, quiet=True)
         if reached.version != root.version:
             self.add(WARN, "1.root.json", f"the root chain from 1.root.json stops at version "
                                           f"{reached.version} and does not reach root.json "
@@ -311,7 +314,8 @@ class _Audit:
         try:
             check_canonical(env, data)
         except ManifestError as exc:
-            self.add(ERROR if "signed part" in exc.message else WARN, env.source, exc.message)
+            self.add(ERROR if exc.code == SIGNED_NOT_CANONICAL else WARN, env.source,
+                     exc.message)
         self.unknown_members(env.source, model)
 
     def compare_mirror_root(self, trusted: Root) -> None:
@@ -346,12 +350,11 @@ class _Audit:
         ts = self.model(env, Timestamp)
         if ts is None:
             return None
-        self.signatures(env, trust.role_keys(root, "timestamp", self.root_source), "timestamp key")
+        found = trust.timestamp_problems(env, ts, root, self.root_source, None)
+        self.problems(env, found, trust.role_keys(root, "timestamp", self.root_source),
+                      "timestamp key")
         self.expiry(ts, name)
-        try:
-            trust.check_timestamp_valid(ts, name)
-        except TiupError as exc:
-            self.error(name, exc)
+        if any(exc.code == trust.INVALID_TIMESTAMP for exc in found):
             return None
         return ts
 
@@ -376,7 +379,8 @@ class _Audit:
         snap = self.model(env, Snapshot)
         if snap is None:
             return None
-        self.signatures(env, trust.role_keys(root, "snapshot", self.root_source), "snapshot key")
+        self.problems(env, trust.snapshot_problems(env, snap, root, self.root_source, None),
+                      trust.role_keys(root, "snapshot", self.root_source), "snapshot key")
         self.expiry(snap, name)
         if snap.version != 0:
             self.error(name, f"{name} has version {snap.version}; it must always be 0")
@@ -406,15 +410,10 @@ class _Audit:
         index = self.model(env, Index)
         if index is None:
             return None
-        self.signatures(env, trust.role_keys(root, "index", self.root_source), "index key")
+        self.problems(env, trust.index_problems(env, index, root, self.root_source, None,
+                                                meta.version),
+                      trust.role_keys(root, "index", self.root_source), "index key")
         self.expiry(index, name, "owner keys expire with it")
-        if index.version != meta.version:
-            self.error(name, f"{name} has version {index.version}, but snapshot.json names "
-                             f"{meta.version}")
-        try:
-            trust.check_index_valid(index, name)
-        except TiupError as exc:
-            self.error(name, exc)
         for owner_id, owner in index.owners.items():
             if owner.threshold is None:
                 self.add(NOTE, name, f"owner {owner_id} has no threshold (data older than "
@@ -445,16 +444,13 @@ class _Audit:
             if comp is None:
                 continue
             try:
-                role = trust.owner_keys(index, entry.owner, self.index_source)
-            except TiupError as exc:
-                self.error(name, exc)
-            else:
-                self.signatures(env, role, f"keys of owner {entry.owner}")
-            if comp.id != comp_id:
-                self.error(name, f"expected component id {comp_id}, got {comp.id!r} in {name}")
-            if comp.version != meta.version:
-                self.error(name, f"{name} has version {comp.version}, but snapshot.json names "
-                                 f"{meta.version}")
+                role: trust.RoleKeys | None = trust.owner_keys(index, entry.owner,
+                                                               self.index_source)
+            except TiupError:
+                role = None  # reported by the checks below
+            self.problems(env, trust.component_problems(env, comp, comp_id, index,
+                                                        self.index_source, None, meta.version),
+                          role, f"keys of owner {entry.owner}")
             self.expiry(comp, name)
             found = self.version_items(comp_id, comp, name)
             if entry.yanked:  # a yanked component's versions are all withdrawn

@@ -10,12 +10,14 @@ install them); a file named only by yanked items may be absent.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from tiup import hashing
 from tiup.errors import FetchError, NotFoundError, SizeLimitError
+from tiup.hashing import FileInfo, Hasher
 from tiup.manifest.models import VersionItem
 from tiup.transport.base import Fetcher
 
@@ -95,7 +97,7 @@ class TarballAudit:
     def _one(self, name: str, live: Items, advance: Callable[[int], None]) -> None:
         cap = max(item.length for _w, item in live)
         try:
-            size, digests = hash_stream(self.f, name, cap, advance)
+            info = hash_stream(self.f, name, cap, advance)
         except NotFoundError:
             self.error(name, f"tarball {name} of {_wheres(live)} is missing")
             return
@@ -108,18 +110,14 @@ class TarballAudit:
             return
         with self._lock:
             self.checked += 1
-            self.hashed_bytes += size
+            self.hashed_bytes += info.length
         for where, item in live:
-            if size != item.length:
-                shown = f"more than {cap}" if size > cap else str(size)
-                self.error(name, f"length of {name} is {shown}, {where} in the manifest "
-                                 f"says {item.length}")
-                continue
-            for algo, want in item.hashes().items():
-                got = digests.get(algo)
-                if got is not None and got != want.lower():
-                    self.error(name, f"{algo} of {name} is {got}, {where} in the manifest "
-                                     f"says {want}")
+            for wrong in hashing.mismatches(name, info, item, where=f"{where} in the manifest"):
+                if wrong.missing:
+                    continue  # reported with the manifest's other problems (audit.py)
+                if wrong.kind == "length" and info.length > cap:
+                    wrong = dataclasses.replace(wrong, actual=f"more than {cap}")
+                self.error(name, str(wrong))
 
 
 def _wheres(live: Items) -> str:
@@ -127,7 +125,7 @@ def _wheres(live: Items) -> str:
 
 
 def hash_stream(fetcher: Fetcher, name: str, cap: int | None,
-                advance: Callable[[int], None] | None = None) -> tuple[int, dict[str, str]]:
+                advance: Callable[[int], None] | None = None) -> FileInfo:
     """Stream ``name`` once, computing its length, sha256 and sha512.
 
     At most ``cap`` + 1 bytes are read (one more than allowed shows a longer file
@@ -139,18 +137,15 @@ def hash_stream(fetcher: Fetcher, name: str, cap: int | None,
         SizeLimitError: the file is known to be larger than ``cap`` + 1 bytes.
         FetchError: any other failure to read it.
     """
-    h256, h512 = hashlib.sha256(), hashlib.sha512()
-    size = 0
+    hasher = Hasher()
     limit = None if cap is None else cap + 1
     with fetcher.stream(name, limit) as chunks:
         for block in chunks:
-            if limit is not None and size + len(block) > limit:
-                block = block[: limit - size]
-            size += len(block)
-            h256.update(block)
-            h512.update(block)
+            if limit is not None and hasher.length + len(block) > limit:
+                block = block[: limit - hasher.length]
+            hasher.update(block)
             if advance is not None:
                 advance(len(block))
-            if limit is not None and size >= limit:
+            if limit is not None and hasher.length >= limit:
                 break
-    return size, {"sha256": h256.hexdigest(), "sha512": h512.hexdigest()}
+    return hasher.info()

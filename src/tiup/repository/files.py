@@ -1,4 +1,5 @@
-"""Low-level file steps of a mirror write: the lock, staged files, ordered renames.
+"""Low-level file steps of a mirror write: the lock, staged files, ordered renames
+(the parts of :class:`~tiup.repository.local_storage.LocalStorage`).
 
 Every file is first written as ``<mirror>/.tmp-<random>-<name>`` (same
 directory, so the rename is atomic), flushed and fsynced; a commit then
@@ -11,45 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tiup.errors import ConflictError, RepositoryError
 from tiup.fsutil import TMP_PREFIX, fsync_dir, tmp_name
+from tiup.hashing import CHUNK, FileInfo, Hasher
+from tiup.repository.storage import CHANGED, Mode, Tag, Transaction, Write
+from tiup.settings import SYNC_SCRIPT_ENV
 
 LOCK_NAME = "lock"
 FILE_MODE = 0o644
-_CHUNK = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """Length and hashes of bytes actually written or read."""
-
-    length: int
-    sha256: str
-    sha512: str
-
-    @classmethod
-    def of_bytes(cls, data: bytes) -> FileInfo:
-        return cls(len(data), hashlib.sha256(data).hexdigest(), hashlib.sha512(data).hexdigest())
-
-
-def hash_file(path: Path) -> FileInfo:
-    """Length, sha256 and sha512 of a file, read once. Raises OSError."""
-    h256, h512, size = hashlib.sha256(), hashlib.sha512(), 0
-    with open(path, "rb") as fh:
-        while block := fh.read(_CHUNK):
-            size += len(block)
-            h256.update(block)
-            h512.update(block)
-    return FileInfo(size, h256.hexdigest(), h512.hexdigest())
 
 
 def write_failed(directory: Path, what: str, exc: OSError) -> RepositoryError:
@@ -117,11 +95,20 @@ def remove_leftovers(directory: Path) -> list[str]:
     return removed
 
 
-class Staging:
-    """Files written under temporary names, waiting for an ordered commit."""
+class Staging(Transaction):
+    """Files written under temporary names, waiting for an ordered commit: the
+    :class:`~tiup.repository.storage.Transaction` of a mirror directory.
 
-    def __init__(self, directory: Path):
+    ``sync_script`` (``TIUP_MIRROR_SYNC_SCRIPT``, :func:`run_sync_script`) runs after the
+    commit; None: no script. ``tag`` gives the current tag of a file, for the check of a
+    :attr:`~tiup.repository.storage.Mode.SWAP` write (default: no such writes).
+    """
+
+    def __init__(self, directory: Path, *, sync_script: str | None = None,
+                 tag: Callable[[str], Tag | None] | None = None):
         self.directory = directory
+        self.sync_script = sync_script
+        self._tag = tag
         #: final name → temporary path
         self.files: dict[str, Path] = {}
 
@@ -155,36 +142,43 @@ class Staging:
             RepositoryError: the copy failed (source unreadable, disk full, ...).
         """
         tmp = self._tmp(name)
-        h256, h512, size = hashlib.sha256(), hashlib.sha512(), 0
+        hasher = Hasher()
         try:
             with open(source, "rb") as src:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
                 self.files[name] = tmp
                 with os.fdopen(fd, "wb") as dst:
-                    while block := src.read(_CHUNK):
+                    while block := src.read(CHUNK):
                         dst.write(block)
-                        h256.update(block)
-                        h512.update(block)
-                        size += len(block)
+                        hasher.update(block)
                     dst.flush()
                     os.fsync(dst.fileno())
         except OSError as exc:
             raise write_failed(self.directory, name, exc) from exc
-        return FileInfo(size, h256.hexdigest(), h512.hexdigest())
+        return hasher.info()
 
     def has(self, name: str) -> bool:
         return name in self.files
 
-    def commit(self, groups: list[list[str]]) -> list[str]:
+    def commit(self, groups: Sequence[Sequence[Write]]) -> list[str]:
         """Rename the staged files of each group into place, fsyncing the directory per group.
 
+        The caller holds the mirror lock, so no other writer is live: a ``NEW`` name that
+        exists can only be a file a writer that died renamed into place and nothing
+        references (the store writes versions above the snapshot's); it is replaced. A
+        ``SWAP`` write is checked against the file's current tag first (a read, no step).
+
         Raises:
+            ConflictError: a ``SWAP`` file changed since it was read (``code`` "changed").
             RepositoryError: a rename failed; files of earlier groups are in place
                 but not yet referenced by ``timestamp.json`` unless it was renamed.
         """
         done: list[str] = []
         for group in groups:
-            for name in group:
+            for write in group:
+                name = write.name
+                if write.mode is Mode.SWAP:
+                    self._check_unchanged(write)
                 tmp = self.files[name]
                 try:
                     os.replace(tmp, self.directory / name)
@@ -193,8 +187,16 @@ class Staging:
                 del self.files[name]
                 done.append(name)
             fsync_dir(self.directory)
-        run_sync_script(self.directory, done)
+        run_sync_script(self.directory, done, self.sync_script)
         return done
+
+    def _check_unchanged(self, write: Write) -> None:
+        current = self._tag(write.name) if self._tag is not None else None
+        if self._tag is None or current != write.tag:
+            raise ConflictError(
+                f"{write.name} of mirror {self.directory} changed since this writer read it",
+                file=write.name, code=CHANGED,
+                hint="another program wrote the mirror without its lock; run the command again")
 
     def discard(self) -> None:
         """Remove every staged file (after a failure)."""
@@ -204,12 +206,10 @@ class Staging:
         self.files.clear()
 
 
-#: A program run after every commit with a directory holding the changed files.
-SYNC_SCRIPT_ENV = "TIUP_MIRROR_SYNC_SCRIPT"
-
-
-def run_sync_script(directory: Path, names: list[str]) -> None:
-    """Run ``$TIUP_MIRROR_SYNC_SCRIPT <dir>`` where ``dir`` holds the files just committed.
+def run_sync_script(directory: Path, names: list[str], script: str | None) -> None:
+    """Run ``script <dir>`` (``$TIUP_MIRROR_SYNC_SCRIPT``, :attr:`Settings.sync_script
+    <tiup.settings.Settings.sync_script>`; None: nothing) where ``dir`` holds the files
+    just committed.
 
     The files are hard links (copies across file systems) in a temporary directory
     removed afterwards, as TiUP passes its transaction directory. The script's
@@ -218,7 +218,6 @@ def run_sync_script(directory: Path, names: list[str]) -> None:
     Raises:
         RepositoryError: the script could not run or exited non-zero; the commit stands.
     """
-    script = os.environ.get(SYNC_SCRIPT_ENV)
     if not script or not names:
         return
     with tempfile.TemporaryDirectory(prefix="tiup-commit-") as tmp:

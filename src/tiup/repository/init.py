@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tiup.errors import RepositoryError
+from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey, generate, save_private_key
 from tiup.manifest.models import (
     FileMeta,
@@ -27,9 +28,12 @@ from tiup.manifest.models import (
     Snapshot,
     Timestamp,
 )
-from tiup.repository.files import FileInfo, MirrorLock, Staging, write_failed
+from tiup.repository.files import write_failed
 from tiup.repository.lifetimes import CONFIG_NAME, Lifetimes
+from tiup.repository.local_storage import LocalStorage
+from tiup.repository.storage import Storage, Write
 from tiup.repository.store import sign
+from tiup.settings import Settings, current
 
 ROOT_KEYS = 3
 
@@ -50,12 +54,17 @@ def _expiry(now: datetime, days: int) -> str:
 
 
 def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None = None,
-                lifetimes: Lifetimes | None = None) -> InitResult:
+                lifetimes: Lifetimes | None = None,
+                settings: Settings | None = None) -> InitResult:
     """Create an empty repository at ``path`` (created if missing, recursively).
+
+    ``settings`` gives the sync script run after the commit (default: the process's).
 
     Raises:
         RepositoryError: ``path`` is not an empty directory, or a write failed.
+        UsageError: no ``settings`` were passed and an environment variable is malformed.
     """
+    sync_script = (settings if settings is not None else current()).sync_script
     life = lifetimes or Lifetimes()
     directory = Path(path).expanduser().absolute()
     created = False
@@ -86,20 +95,21 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
                 result.key_files.setdefault(role, []).append(file)
     except OSError as exc:
         raise write_failed(keys_path, "the key files", exc) from exc
-    lock = MirrorLock(directory, 0)
-    lock.acquire()
+    storage = LocalStorage(directory, sync_script=sync_script)
+    storage.acquire(0)
     try:
-        write_initial_mirror(directory, keys, life, now)
+        write_initial_mirror(storage, keys, life, now)
     finally:
-        lock.release()
+        storage.release()
     return result
 
 
-def write_initial_mirror(directory: Path, keys: Mapping[str, Sequence[PrivateKey]],
+def write_initial_mirror(storage: Storage, keys: Mapping[str, Sequence[PrivateKey]],
                          life: Lifetimes, now: datetime, *,
                          owners: dict[str, Owner] | None = None) -> list[str]:
     """Sign and write version 1 of a mirror: root (also as 1.root.json), index, snapshot,
-    timestamp and the lifetimes file, in the store's order. The caller holds the lock.
+    timestamp and the lifetimes file, in the store's order, replacing whatever files of
+    those names are there. The caller holds the storage's lock.
 
     ``keys`` maps each role to its keys; every role's threshold is its key count.
 
@@ -125,7 +135,7 @@ def write_initial_mirror(directory: Path, keys: Mapping[str, Sequence[PrivateKey
         "/snapshot.json": HashedMeta({"sha256": info.sha256, "sha512": info.sha512},
                                      info.length)})
     ts_data = sign(ts, list(keys["timestamp"]))
-    staging = Staging(directory)
+    staging = storage.begin()
     try:
         first = {"root.json": root_data, "1.root.json": root_data,
                  "1.index.json": index_data, CONFIG_NAME: life.to_toml()}
@@ -133,6 +143,7 @@ def write_initial_mirror(directory: Path, keys: Mapping[str, Sequence[PrivateKey
             staging.put_bytes(name, data)
         staging.put_bytes("snapshot.json", snap_data)
         staging.put_bytes("timestamp.json", ts_data)
-        return staging.commit([list(first), ["snapshot.json"], ["timestamp.json"]])
+        return staging.commit([[Write.put(n) for n in first], [Write.put("snapshot.json")],
+                               [Write.put("timestamp.json")]])
     finally:
         staging.discard()

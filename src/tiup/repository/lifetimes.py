@@ -13,10 +13,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from tiup.errors import ManifestError, RepositoryError
+from tiup.errors import FetchError, ManifestError, NotFoundError, RepositoryError
 from tiup.manifest.models import Signed
+from tiup.repository.storage import Storage
 
 CONFIG_NAME = ".tiup-mirror.toml"
 ROLES = ("root", "index", "component", "snapshot", "timestamp")
@@ -59,19 +59,19 @@ class Lifetimes:
         return text.encode("utf-8")
 
 
-def load_lifetimes(mirror_dir: Path) -> Lifetimes:
-    """The lifetimes recorded in ``<mirror>/.tiup-mirror.toml``, else the defaults.
+def load_lifetimes(storage: Storage) -> Lifetimes:
+    """The lifetimes recorded in the mirror's ``.tiup-mirror.toml``, else the defaults.
 
     Raises:
-        RepositoryError: the file exists but is malformed.
+        RepositoryError: the file exists but is unreadable or malformed.
     """
-    path = mirror_dir / CONFIG_NAME
+    path = storage.location_of(CONFIG_NAME)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = storage.read(CONFIG_NAME)
+    except NotFoundError:
         return Lifetimes()
-    except OSError as exc:
-        raise RepositoryError(f"cannot read {path}: {exc.strerror}", file=str(path)) from exc
+    except FetchError as exc:
+        raise RepositoryError(f"cannot read {path}: {exc.reason}", file=path) from exc
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

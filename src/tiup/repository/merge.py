@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from tiup.client import trust
+from tiup import hashing, trust
 from tiup.errors import (
     FetchError,
     InvalidNameError,
-    NotFoundError,
     RepositoryError,
     TarballError,
     TiupError,
     VerificationError,
 )
 from tiup.manifest import versions as V
-from tiup.manifest.models import Component, Index, Root, Snapshot, Timestamp, VersionItem
-from tiup.manifest.names import check_item_url, versioned_url
+from tiup.manifest.models import Component, Index, Root, Signed, VersionItem
+from tiup.manifest.names import check_item_url
+from tiup.reader import MirrorReader
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.publish import clone_component, owner_signers
@@ -48,78 +48,42 @@ class SourceMirror:
     warnings: list[str] = field(default_factory=list)
 
 
-def _fail(address: str, exc: TiupError | str) -> VerificationError:
-    msg = exc if isinstance(exc, str) else exc.message
-    return VerificationError(f"source mirror {address} does not verify: {msg}",
-                             hint=f"run `tiup mirror verify {address}` for a full report")
-
-
 def read_source(fetcher: Fetcher, now: datetime) -> SourceMirror:
     """Read and verify a source mirror with its own ``root.json`` and root chain.
+
+    Expiry does not stop a merge (the base re-signs everything); it is reported in
+    the returned warnings.
 
     Raises:
         VerificationError: a signature, threshold, hash, length or version check failed.
         FetchError: a file could not be read.
     """
     address = fetcher.address
-    warnings: list[str] = []
     try:
         data = fetcher.fetch("root.json", trust.MAX_ROOT_SIZE)
-        _env, root = trust.verify_self_signed_root(data, "root.json")
-        name = "root.json"
-        while True:
-            nxt = f"{root.version + 1}.root.json"
-            try:
-                data = fetcher.fetch(nxt, trust.MAX_ROOT_SIZE)
-            except NotFoundError:
-                break
-            _env, root = trust.verify_next_root(root, name, data, nxt)
-            name = nxt
-        data = fetcher.fetch("timestamp.json", trust.MAX_TIMESTAMP_SIZE)
-        env, ts = trust.load(data, "timestamp.json", Timestamp)
-        trust.verify_signatures(env, trust.role_keys(root, "timestamp", name), None)
-        trust.check_timestamp_valid(ts, "timestamp.json")
-        meta = ts.snapshot_meta
-        assert meta is not None
-        data = fetcher.fetch("snapshot.json", meta.length)
-        trust.check_hashes(data, meta.hashes, meta.length, "snapshot.json")
-        env, snap = trust.load(data, "snapshot.json", Snapshot)
-        trust.verify_signatures(env, trust.role_keys(root, "snapshot", name), None)
-        url = root.roles["index"].url or "/index.json"
-        imeta = snap.meta.get(url)
-        if imeta is None:
-            raise _fail(address, f"snapshot.json has no entry for {url}")
-        iname = versioned_url(url, imeta.version).lstrip("/")
-        data = fetcher.fetch(iname, imeta.length)
-        env, index = trust.load(data, iname, Index)
-        trust.verify_signatures(env, trust.role_keys(root, "index", name), None)
-        trust.check_index_valid(index, iname)
-        if index.version != imeta.version:
-            raise _fail(address, f"{iname} has version {index.version}")
-        src = SourceMirror(address, fetcher, root, index, warnings=warnings)
-        for doc, label in ((root, name), (ts, "timestamp.json"), (snap, "snapshot.json"),
-                           (index, iname)):
-            if doc.is_expired(now):
-                warnings.append(f"{label} of {address} expired at {doc.expires}")
-        for cid, item in sorted(index.components.items()):
-            cmeta = snap.meta.get(item.url)
-            if cmeta is None:
-                raise _fail(address, f"snapshot.json has no entry for {item.url}")
-            cname = versioned_url(item.url, cmeta.version).lstrip("/")
-            data = fetcher.fetch(cname, cmeta.length)
-            env, comp = trust.load(data, cname, Component)
-            trust.verify_signatures(env, trust.owner_keys(index, item.owner, iname), None)
-            if comp.id != cid or comp.version != cmeta.version:
-                raise _fail(address, f"{cname} holds {comp.id} version {comp.version}")
-            if comp.is_expired(now):
-                warnings.append(f"{cname} of {address} expired at {comp.expires}")
-            src.components[cid] = comp
+        reader = MirrorReader(fetcher, trust.TrustedState(data, None, "root.json"))
+        reader.walk_roots()
+        index = reader.index
+        state = reader.state
+        src = SourceMirror(address, fetcher, state.root, index)
+        for cid in sorted(index.components):
+            src.components[cid] = reader.component(cid)
     except FetchError:
         raise
     except TiupError as exc:
-        if exc.message.startswith(f"source mirror {address} "):
-            raise
-        raise _fail(address, exc) from exc
+        raise VerificationError(f"source mirror {address} does not verify: {exc.message}",
+                                file=exc.file,
+                                hint=f"run `tiup mirror verify {address}` for a full report"
+                                ) from exc
+    assert state.timestamp is not None and state.snapshot is not None
+    docs: list[tuple[Signed, str]] = [(state.root, state.root_source),
+                                      (state.timestamp, "timestamp.json"),
+                                      (state.snapshot, "snapshot.json"),
+                                      (index, state.index_source)]
+    docs += [(comp, f"{comp.version}.{cid}.json") for cid, comp in src.components.items()]
+    for doc, label in docs:
+        if doc.is_expired(now):
+            src.warnings.append(f"{label} of {address} expired at {doc.expires}")
     return src
 
 
@@ -222,10 +186,8 @@ def apply_merge(store: Store, ring: KeyRing, plan: MergePlan, work: Path) -> lis
                                        part_path=work / (name + ".part"))
             info = store.stage_tarball(name, tmp)
             tmp.unlink()
-            if info.length != mi.item.length or info.sha256 != mi.item.sha256.lower() or (
-                    mi.item.sha512 and info.sha512 != mi.item.sha512.lower()):
-                raise TarballError(f"{name} from {mi.source.address} does not match its "
-                                   "manifest there (length or hashes)", file=name)
+            hashing.check(name, info, mi.item, where=f"its manifest at {mi.source.address}",
+                          error=TarballError)
             staged.append(name)
         base = store.component(cid)
         entry = store.index.components.get(cid)

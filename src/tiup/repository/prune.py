@@ -18,7 +18,6 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from tiup.errors import TiupError
 from tiup.manifest import versions as V
@@ -27,6 +26,7 @@ from tiup.manifest.timefmt import parse_time
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.publish import clone_component, owner_signers
+from tiup.repository.storage import Storage
 from tiup.repository.store import Store, sign
 
 _VERSIONED = re.compile(r"([0-9]+)\.(.+)\.json")
@@ -65,13 +65,12 @@ class PrunePlan:
         return not self.files and not self.manifests
 
 
-def _size(path: Path) -> int:
+def _size(storage: Storage, name: str) -> int:
     try:
-        if path.is_dir():
-            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-        return path.stat().st_size
-    except OSError:
+        entry = storage.stat(name)
+    except TiupError:
         return 0
+    return entry.size if entry is not None else 0
 
 
 def _released_before(released: str, before: datetime) -> bool:
@@ -140,27 +139,37 @@ def plan_prune(store: Store, opts: PruneOptions) -> PrunePlan:
             referenced.add(item.url.lstrip("/"))
             if not item.yanked and not comp_yanked:
                 live.add(item.url.lstrip("/"))
-    directory = store.directory
+    storage = store.storage
     going: set[str] = set()
     for cid, plat, ver, reason, name in chosen:
-        path = directory / name
-        deleted = name not in live and (name in going or path.is_file())
+        deleted = name not in live and (name in going or _is_file(storage, name))
         if deleted and name not in going:
             going.add(name)
-            plan.files.append((name, _size(path), f"tarball of a pruned version ({reason})"))
+            plan.files.append((name, _size(storage, name),
+                               f"tarball of a pruned version ({reason})"))
         if deleted or (plat, ver) in plan.yanks.get(cid, set()):
             plan.versions.setdefault(cid, []).append((plat, ver, reason))
     if opts.orphans:
-        for path in sorted(directory.glob("*.tar.gz")):
-            name = path.name
-            if name in referenced or name in going or _BOOTSTRAP.fullmatch(name):
+        for entry in storage.list():
+            name = entry.name
+            if (not name.endswith(".tar.gz") or name in referenced or name in going
+                    or _BOOTSTRAP.fullmatch(name)):
                 continue
-            plan.files.append((name, _size(path), "orphan: no manifest references it"))
+            plan.files.append((name, entry.size, "orphan: no manifest references it"))
     if opts.superseded:
         plan.files.extend(_superseded(store, opts.grace_days))
-    if opts.commits and (directory / "commits").is_dir():
-        plan.files.append(("commits", _size(directory / "commits"), "TiUP's commit history"))
+    commits = storage.stat("commits") if opts.commits else None
+    if commits is not None and commits.directory:
+        plan.files.append(("commits", commits.size, "TiUP's commit history"))
     return plan
+
+
+def _is_file(storage: Storage, name: str) -> bool:
+    try:
+        entry = storage.stat(name)
+    except TiupError:
+        return False
+    return entry is not None and not entry.directory
 
 
 def _superseded(store: Store, grace_days: float) -> list[tuple[str, int, str]]:
@@ -169,20 +178,16 @@ def _superseded(store: Store, grace_days: float) -> list[tuple[str, int, str]]:
         current[url.lstrip("/").removesuffix(".json")] = meta.version
     limit = store.now - timedelta(days=grace_days)
     out: list[tuple[str, int, str]] = []
-    for path in sorted(store.directory.glob("*.json")):
-        m = _VERSIONED.fullmatch(path.name)
+    for entry in store.storage.list():
+        m = _VERSIONED.fullmatch(entry.name)
         if m is None or m.group(2) == "root":
             continue
         version, name = int(m.group(1)), m.group(2)
         if name not in current or version >= current[name]:
             continue
-        try:
-            mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=store.now.tzinfo)
-        except OSError:
+        if datetime.fromtimestamp(entry.mtime, tz=store.now.tzinfo) > limit:
             continue
-        if mtime > limit:
-            continue
-        out.append((path.name, _size(path), f"superseded by version {current[name]}"))
+        out.append((entry.name, entry.size, f"superseded by version {current[name]}"))
     return out
 
 
@@ -200,19 +205,14 @@ def stage_prune(store: Store, ring: KeyRing, plan: PrunePlan) -> None:
         store.publish_component(sign(comp, owner_signers(store, item.owner, ring)))
 
 
-def delete_files(directory: Path, plan: PrunePlan) -> list[tuple[str, int]]:
-    """Delete the planned files (after the commit). Returns (name, size) of those deleted."""
-    import shutil
+def delete_files(storage: Storage, plan: PrunePlan) -> list[tuple[str, int]]:
+    """Delete the planned files (after the commit). Returns (name, size) of those deleted.
 
+    Raises:
+        RepositoryError: a file could not be deleted (those before it are gone).
+    """
     done: list[tuple[str, int]] = []
     for name, size, _reason in plan.files:
-        path = directory / name
-        try:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except FileNotFoundError:
-            continue
-        done.append((name, size))
+        if storage.delete(name):
+            done.append((name, size))
     return done

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tiup.errors import InvalidNameError, RepositoryError, TarballError
+from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey
 from tiup.manifest import versions
 from tiup.manifest.models import Component, VersionItem
@@ -30,7 +31,6 @@ from tiup.manifest.names import (
     tarball_name,
 )
 from tiup.manifest.timefmt import format_time
-from tiup.repository.files import FileInfo
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.view import MirrorView
@@ -164,7 +164,7 @@ def owner_signers(store: MirrorView, owner_id: str, ring: KeyRing) -> list[Priva
     """
     owner = store.index.owners.get(owner_id)
     if owner is None:
-        raise RepositoryError(f"owner {owner_id} not found in mirror {store.directory}")
+        raise RepositoryError(f"owner {owner_id} not found in mirror {store.location}")
     return ring.threshold_signers(f"owner {owner_id}", owner.keys, owner.effective_threshold)
 
 
@@ -181,5 +181,5 @@ def owner_of_key(store: MirrorView, ring: KeyRing) -> str:
                 return owner_id
     shown = ", ".join(f"{k[:16]} ({ring.origin.get(k, '?')})" for k in candidates) or "none"
     raise RepositoryError(
-        f"no owner of mirror {store.directory} holds the key(s) {shown}",
+        f"no owner of mirror {store.location} holds the key(s) {shown}",
         hint="grant the key first: tiup mirror grant <owner-id> -k <key file>")

@@ -3,20 +3,22 @@
 :class:`~tiup.repository.view.MirrorView` is what the write helpers of
 :mod:`tiup.repository.publish` and :mod:`tiup.repository.admin` need from a
 mirror. A local :class:`~tiup.repository.store.Store` is one;
-:class:`RemoteMirror` is the other: it reads the index and component manifests through the verified
-client path (:class:`~tiup.client.updater.Updater`: timestamp → snapshot →
-index → component, signatures checked, expiry of the component ignored so an
-expired manifest can be renewed), records what the helpers publish, and
-:meth:`RemoteMirror.commit` sends it (tarball streamed, then the manifest).
+:class:`RemoteMirror` is the other: it reads the index and component manifests
+through the verified walk it is given (:class:`~tiup.reader.VerifiedMirror`, the
+client's updater with its trust of that mirror: timestamp → snapshot → index →
+component, signatures checked, expiry of the component ignored so an expired
+manifest can be renewed), records what the helpers publish, and
+:meth:`RemoteMirror.commit` sends it (a new root, then each tarball streamed and its
+manifest). :class:`~tiup.repository.writer.RemoteWriter` runs the attempts.
 
 :func:`with_retries` runs a whole build-sign-send attempt again on a 409
 conflict or a transient failure: up to 10 attempts, backoff 2 s doubling to
-30 s (``behavior.md`` §12.5), each attempt with freshly fetched metadata.
+30 s (``behavior.md`` §12.5, :func:`publish_retry`), each attempt with freshly
+fetched metadata; the loop is the transport's one :class:`RetryPolicy`.
 """
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -25,21 +27,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from tiup.client.profile import Profile
-from tiup.client.remote import APIClient
-from tiup.client.updater import Updater
-from tiup.errors import ConflictError, FetchError, IntegrityError, TiupError
+from tiup.errors import (
+    ConflictError,
+    FetchError,
+    IntegrityError,
+    TiupError,
+    TransientError,
+    UsageError,
+)
 from tiup.manifest.envelope import Envelope, envelope_bytes, parse_envelope
 from tiup.manifest.models import Component, Index, Root
-from tiup.manifest.names import versioned_url
+from tiup.reader import VerifiedMirror
 from tiup.repository.lifetimes import Lifetimes
 from tiup.repository.store import IndexFlags
-from tiup.transport.base import TransientError
+from tiup.settings import DEFAULT_PUBLISH_BACKOFF
+from tiup.transport.publish_api import APIClient
+from tiup.transport.retry import RetryPolicy
 
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 10
-BACKOFF_BASE = 2.0
+BACKOFF_BASE = DEFAULT_PUBLISH_BACKOFF
 BACKOFF_CAP = 30.0
 
 
@@ -55,15 +63,18 @@ class Pending:
 class RemoteMirror:
     """An HTTP(S) mirror read through the verified client path, written through its API."""
 
-    def __init__(self, address: str, profile: Profile, now: datetime, client: APIClient,
+    def __init__(self, source: VerifiedMirror, now: datetime, client: APIClient,
                  *, lifetimes: Lifetimes | None = None):
-        self.directory = address
-        self.address = address
+        self.directory = source.address
+        self.address = source.address
+        self.location = source.address
         self.now = now
         self.lifetimes = lifetimes or Lifetimes()
         self.client = client
-        self.updater = Updater(profile, address, now, command="this write")
+        self.updater = source
         self.pending: list[Pending] = []
+        #: a new root's bytes, sent first (POST /api/v1/rotate)
+        self.pending_root: bytes | None = None
         self.sent: list[str] = []
 
     @property
@@ -78,21 +89,21 @@ class RemoteMirror:
         self.updater.walk_roots()
         return self.updater.trusted().root
 
+    @property
+    def root_name(self) -> str:
+        """The file the latest verified root was read from, for messages."""
+        return self.updater.trusted().root_source
+
     def component(self, comp_id: str) -> Component | None:
         """The verified manifest (expiry ignored), None if the index has no such component.
 
         Raises:
             VerificationError: it fails a trust check; FetchError: it cannot be read.
         """
-        state = self.updater.trusted()
         self.updater.refresh()
-        assert state.index is not None
-        if comp_id not in state.index.components:
+        if comp_id not in self.updater.index.components:
             return None
-        url, version, length = state.component_entry(comp_id)
-        name = versioned_url(url, version).lstrip("/")
-        data = self.updater.fetcher.fetch(name, length)
-        return state.update_component(comp_id, data, name, allow_expired=True)
+        return self.updater.component(comp_id, allow_expired=True)
 
     def next_component_version(self, comp_id: str) -> int:
         state = self.updater.trusted()
@@ -128,12 +139,31 @@ class RemoteMirror:
                                     tarball_name or (tarball.name if tarball else None), query))
         return comp
 
+    def set_root(self, root: Root, data: bytes) -> None:
+        """Record the next root (signed) to send at :meth:`commit`; the server re-signs what
+        it needs (snapshot, timestamp, the index if its role changed)."""
+        self.pending_root = data
+
+    def renew_index(self, days: int | None = None) -> Index:
+        """Not possible here: the index key is the server's.
+
+        Raises:
+            UsageError: always.
+        """
+        raise UsageError(f"re-signing the index of {self.address} needs its index key: run "
+                         "it on the server's mirror directory")
+
     def commit(self, progress: Callable[[int], None] | None = None) -> list[str]:
-        """Send what was recorded: each tarball, then its manifest, in one session each.
+        """Send what was recorded: a new root, then each tarball and its manifest, in one
+        session each.
 
         Raises:
             ConflictError, SignatureError, RepositoryError, TransientError, FetchError.
         """
+        if self.pending_root is not None:
+            self.client.post_rotate(self.pending_root)
+            self.pending_root = None
+            self.sent.append("root.json")
         for item in self.pending:
             sid = str(uuid.uuid4())
             if item.tarball is not None and item.tarball_name:
@@ -148,17 +178,12 @@ class RemoteMirror:
         self.updater.close()
 
 
-@dataclass
-class RetryPolicy:
-    attempts: int = MAX_ATTEMPTS
-    base: float = BACKOFF_BASE
-    cap: float = BACKOFF_CAP
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, failures: int) -> float:
-        """Backoff with ±20 % jitter, so racing publishers do not retry in lockstep."""
-        wait = min(self.base * 2 ** (failures - 1), self.cap)
-        return float(wait * random.uniform(0.8, 1.2))
+def publish_retry(*, base: float = BACKOFF_BASE,
+                  sleep: Callable[[float], None] = time.sleep) -> RetryPolicy:
+    """The retry policy of a publish: 10 attempts, ``base`` seconds doubling to 30 s, ±20 %
+    jitter so that racing publishers do not retry in lockstep."""
+    return RetryPolicy(attempts=MAX_ATTEMPTS, base=base, cap=BACKOFF_CAP, jitter=0.2,
+                       sleep=sleep)
 
 
 def retryable(exc: TiupError) -> bool:
@@ -174,26 +199,27 @@ def with_retries(attempt: Callable[[int], T], policy: RetryPolicy,
                  on_retry: Callable[[int, TiupError, float], None] | None = None) -> T:
     """Run ``attempt(n)`` (n = 1, 2, ...) until it returns or fails for good.
 
+    ``on_retry(failures, error, delay)`` is told before each wait.
+
     Raises:
         TiupError: the last error, once attempts are exhausted or it is not retryable.
     """
-    failures = 0
-    while True:
-        try:
-            return attempt(failures + 1)
-        except TiupError as exc:
-            failures += 1
-            if not retryable(exc) or failures >= policy.attempts:
-                if failures >= policy.attempts and retryable(exc):
-                    raise type(exc)(
-                        f"operation exceeds the max retry attempts of {policy.attempts}. "
-                        f"error of last attempt: {exc.message}", file=exc.file,
-                        hint=exc.hint) from exc
-                raise
-            wait = policy.delay(failures)
-            if on_retry is not None:
-                on_retry(failures, exc, wait)
-            policy.sleep(wait)
+    calls = 0
+
+    def once() -> T:
+        nonlocal calls
+        calls += 1
+        return attempt(calls)
+
+    def exhausted(exc: TiupError, failures: int) -> TiupError:
+        return type(exc)(f"operation exceeds the max retry attempts of {policy.attempts}. "
+                         f"error of last attempt: {exc.message}", file=exc.file, hint=exc.hint)
+
+    def before_wait(exc: TiupError, failures: int, delay: float) -> None:
+        if on_retry is not None:
+            on_retry(failures, exc, delay)
+
+    return policy.run(once, retryable=retryable, before_wait=before_wait, exhausted=exhausted)
 
 
-__all__ = ["FetchError", "RemoteMirror", "RetryPolicy", "with_retries"]
+__all__ = ["FetchError", "RemoteMirror", "RetryPolicy", "publish_retry", "with_retries"]

@@ -1,23 +1,34 @@
 """The current state of a local mirror as a writer sees it.
 
-Everything is verified with the mirror's own keys (signatures, thresholds,
-hashes, the root chain), but expiry is ignored: a writer must be able to renew
-a mirror that has already expired (``behavior.md`` §12.8). Component
-manifests are read lazily, only when a write touches them.
+Read through the one verified walk (:class:`tiup.reader.MirrorReader`) with the
+mirror's own ``root.json`` as the trust anchor: signatures, thresholds, hashes,
+versions and the root chain are all checked, but expiry is ignored, since a
+writer must be able to renew a mirror that has already expired (``behavior.md``
+§12.8). The root chain is walked first: a writer signs with the newest root's
+keys. A commit interrupted between its last two renames (``snapshot.json`` new,
+``timestamp.json`` old) is accepted and marked ``interrupted``: the writer's next
+commit completes it. Component manifests are read lazily, only when a write
+touches them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from tiup.client import trust
-from tiup.errors import IntegrityError, RepositoryError, TiupError
+from tiup import trust
+from tiup.errors import FetchError, NotFoundError, RepositoryError, TiupError
 from tiup.manifest.models import Component, Index, Root, Snapshot, Timestamp
-from tiup.manifest.names import versioned_url
+from tiup.reader import MirrorReader
+from tiup.repository.local_storage import LocalStorage
+from tiup.repository.storage import Storage
 
 
-def _damaged(directory: Path, exc: TiupError | str) -> RepositoryError:
+def _storage(mirror: Storage | str | Path) -> Storage:
+    return mirror if isinstance(mirror, Storage) else LocalStorage(mirror)
+
+
+def _damaged(directory: str | Path, exc: TiupError | str) -> RepositoryError:
     msg = exc if isinstance(exc, str) else exc.message
     return RepositoryError(
         f"mirror {directory} is damaged: {msg}",
@@ -26,25 +37,13 @@ def _damaged(directory: Path, exc: TiupError | str) -> RepositoryError:
     )
 
 
-def _read(directory: Path, name: str, cap: int | None = None) -> bytes:
-    path = directory / name
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read() if cap is None else fh.read(cap + 1)
-    except FileNotFoundError as exc:
-        raise _damaged(directory, f"{name} is missing") from exc
-    except OSError as exc:
-        raise RepositoryError(f"cannot read {path}: {exc.strerror}", file=str(path)) from exc
-    if cap is not None and len(data) > cap:
-        raise _damaged(directory, f"{name} is larger than {cap} bytes")
-    return data
-
-
 @dataclass
 class MirrorState:
     """Verified manifests of a mirror at the moment its writer took the lock."""
 
-    directory: Path
+    #: where the mirror is (for messages)
+    directory: str
+    reader: MirrorReader
     root: Root
     root_name: str
     root_length: int
@@ -55,9 +54,8 @@ class MirrorState:
     index: Index
     index_name: str
     #: snapshot.json is newer than timestamp.json: a writer died between the two
-    #: renames of its commit; the next commit completes it (see :func:`read_state`).
+    #: renames of its commit; the next commit completes it.
     interrupted: bool = False
-    _components: dict[str, Component | None] = field(default_factory=dict)
 
     def component(self, comp_id: str) -> Component | None:
         """The verified manifest of ``comp_id`` (expiry ignored); None if not in the index.
@@ -65,30 +63,42 @@ class MirrorState:
         Raises:
             RepositoryError: the manifest is missing, malformed or badly signed.
         """
-        if comp_id in self._components:
-            return self._components[comp_id]
-        item = self.index.components.get(comp_id)
-        if item is None:
+        if comp_id not in self.index.components:
             return None
-        meta = self.snapshot.meta.get(item.url)
-        if meta is None:
-            raise _damaged(self.directory, f"no entry in snapshot.json for {item.url}")
-        name = versioned_url(item.url, meta.version).lstrip("/")
-        data = _read(self.directory, name)
         try:
-            env, comp = trust.load(data, name, Component)
-            trust.verify_signatures(env, trust.owner_keys(self.index, item.owner,
-                                                          self.index_name), None)
+            return self.reader.component(comp_id)
         except TiupError as exc:
             raise _damaged(self.directory, exc) from exc
-        if comp.id != comp_id or comp.version != meta.version:
-            raise _damaged(self.directory, f"{name} holds {comp.id} version {comp.version}")
-        self._components[comp_id] = comp
-        return comp
 
 
-def latest_root(directory: Path) -> tuple[Root, str, int, bytes, int]:
+def _open(storage: Storage) -> tuple[MirrorReader, bytes]:
+    """A reader of ``storage`` anchored at its own ``root.json`` (and that root's bytes);
+    each file it reads has its tag recorded (:meth:`Storage.read_tag`).
+
+    Raises:
+        RepositoryError: no readable, validly self-signed ``root.json``.
+    """
+    directory = storage.location
+    fetcher = storage.fetcher()
+    try:
+        first = fetcher.fetch("root.json", trust.MAX_ROOT_SIZE)
+    except NotFoundError as exc:
+        raise RepositoryError(f"{directory} is not a mirror: it has no root.json",
+                              file=str(directory),
+                              hint=f"create one with `tiup mirror init {directory}`") from exc
+    except FetchError as exc:
+        raise _damaged(directory, exc) from exc
+    try:
+        state = trust.TrustedState(first, None, "root.json")
+    except TiupError as exc:
+        raise _damaged(directory, exc) from exc
+    return MirrorReader(fetcher, state, accept_interrupted=True), first
+
+
+def latest_root(mirror: Storage | str | Path) -> tuple[Root, str, int, bytes, int]:
     """Walk ``root.json`` → ``N+1.root.json`` … verifying each step (expiry ignored).
+
+    ``mirror`` is a storage, or the path of a mirror directory.
 
     Returns:
         (latest root, its file name, its length, the bytes of root.json, root.json's version)
@@ -96,79 +106,35 @@ def latest_root(directory: Path) -> tuple[Root, str, int, bytes, int]:
     Raises:
         RepositoryError: a missing or invalid root.
     """
-    first = _read(directory, "root.json", trust.MAX_ROOT_SIZE)
+    storage = _storage(mirror)
+    reader, first = _open(storage)
+    first_version = reader.state.root.version
     try:
-        _env, root = trust.verify_self_signed_root(first, "root.json")
+        reader.walk_roots()
     except TiupError as exc:
-        raise _damaged(directory, exc) from exc
-    name, length = "root.json", len(first)
-    while True:
-        nxt = f"{root.version + 1}.root.json"
-        if not (directory / nxt).is_file():
-            break
-        data = _read(directory, nxt, trust.MAX_ROOT_SIZE)
-        try:
-            _env, root = trust.verify_next_root(root, name, data, nxt)
-        except TiupError as exc:
-            raise _damaged(directory, exc) from exc
-        name, length = nxt, len(data)
-    return root, name, length, first, _root_version(first)
+        raise _damaged(storage.location, exc) from exc
+    st = reader.state
+    return st.root, st.root_source, len(st.root_raw), first, first_version
 
 
-def _root_version(data: bytes) -> int:
-    try:
-        return trust.load(data, "root.json", Root)[1].version
-    except TiupError:
-        return 0
-
-
-def read_state(directory: Path) -> MirrorState:
+def read_state(mirror: Storage | str | Path) -> MirrorState:
     """Read and verify the current state of a mirror (expiry ignored).
 
-    A validly signed ``snapshot.json`` that ``timestamp.json`` does not name is the
-    trace of a commit interrupted between its last two renames: it is accepted and
-    the state is marked ``interrupted`` (the next commit writes the timestamp).
+    ``mirror`` is a storage, or the path of a mirror directory.
 
     Raises:
         RepositoryError: a file is missing, malformed, or fails its signature or hash check.
     """
-    if not (directory / "root.json").is_file():
-        raise RepositoryError(f"{directory} is not a mirror: it has no root.json",
-                              file=str(directory),
-                              hint=f"create one with `tiup mirror init {directory}`")
-    root, root_name, root_length, first, first_version = latest_root(directory)
+    storage = _storage(mirror)
+    reader, first = _open(storage)
+    first_version = reader.state.root.version
     try:
-        data = _read(directory, "timestamp.json", trust.MAX_TIMESTAMP_SIZE)
-        env, ts = trust.load(data, "timestamp.json", Timestamp)
-        trust.verify_signatures(env, trust.role_keys(root, "timestamp", root_name), None)
-        trust.check_timestamp_valid(ts, "timestamp.json")
-        meta = ts.snapshot_meta
-        assert meta is not None
-        data = _read(directory, "snapshot.json")
-        try:
-            trust.check_hashes(data, meta.hashes, None, "snapshot.json")
-            interrupted = False
-        except IntegrityError:
-            # A writer died between renaming snapshot.json and timestamp.json (the two
-            # unversioned files cannot change in one step). Every file the new snapshot
-            # names was renamed into place before it, so the write is completed (rolled
-            # forward) by the next commit, which always writes a new timestamp. The
-            # snapshot must still carry the snapshot role's signatures, checked below.
-            interrupted = True
-        env, snap = trust.load(data, "snapshot.json", Snapshot)
-        trust.verify_signatures(env, trust.role_keys(root, "snapshot", root_name), None)
-        url = root.roles["index"].url or "/index.json"
-        imeta = snap.meta.get(url)
-        if imeta is None:
-            raise _damaged(directory, f"no entry in snapshot.json for {url}")
-        index_name = versioned_url(url, imeta.version).lstrip("/")
-        data = _read(directory, index_name)
-        env, index = trust.load(data, index_name, Index)
-        trust.verify_signatures(env, trust.role_keys(root, "index", root_name), None)
-        trust.check_index_valid(index, index_name)
-    except RepositoryError:
-        raise
+        reader.walk_roots()
+        reader.refresh()
     except TiupError as exc:
-        raise _damaged(directory, exc) from exc
-    return MirrorState(directory, root, root_name, root_length, first, first_version, ts, snap,
-                       index, index_name, interrupted=interrupted)
+        raise _damaged(storage.location, exc) from exc
+    st = reader.state
+    assert st.timestamp is not None and st.snapshot is not None and st.index is not None
+    return MirrorState(storage.location, reader, st.root, st.root_source, len(st.root_raw), first,
+                       first_version, st.timestamp, st.snapshot, st.index, st.index_source,
+                       interrupted=not st.snapshot_matches_timestamp())

@@ -1,16 +1,18 @@
 """The crash-safe store of a local mirror: read, stage, check, commit.
 
-A :class:`Store` is one write transaction on a mirror directory
-(``behavior.md`` §12.3)::
+A :class:`Store` is one write transaction on a mirror (``behavior.md`` §12.3), kept in
+a :class:`~tiup.repository.storage.Storage` (a directory path is a
+:class:`~tiup.repository.local_storage.LocalStorage`)::
 
     with Store(path, now=now, keyring=ring) as store:   # flock <mirror>/lock
         store.publish_component(envelope, tarball)       # stage + check
         store.commit()                                   # snapshot, timestamp last
 
-Opening takes the exclusive lock, removes ``.tmp-*`` leftovers of crashed
-writers, and reads the current state (latest root, timestamp, snapshot,
-index), verifying signatures but ignoring expiry so that an expired mirror can
-still be renewed. Component manifests are read only when a write touches them,
+Opening takes the storage's lock, removes leftovers of crashed writers (``.tmp-*``),
+and reads the current state (latest root, timestamp, snapshot, index) through
+:mod:`tiup.repository.state`, verifying signatures but ignoring expiry so that an
+expired mirror can still be renewed. The store touches the mirror only through the
+storage interface. Component manifests are read only when a write touches them,
 so a publish costs the same in a mirror of 150 components as in one of 1.
 
 :meth:`Store.publish_component` is the single entry for component writes,
@@ -19,32 +21,29 @@ and an optional tarball and checks the owner threshold, the version
 (snapshot version + 1, else :class:`~tiup.errors.ConflictError`), the tarball
 name, length and hashes. :meth:`Store.commit` signs the index, snapshot and
 timestamp with the latest root's role keys, checks the whole new state, then
-renames tarballs, versioned manifests, ``snapshot.json`` and finally
-``timestamp.json`` into place.
+publishes tarballs, versioned manifests (created only if absent), ``snapshot.json``
+and finally ``timestamp.json`` (each replaced only if unchanged since it was read).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tiup.client import trust
+from tiup import hashing, trust
 from tiup.errors import (
     ConflictError,
-    InvalidNameError,
-    ManifestError,
+    FetchError,
     MissingTarballError,
     RepositoryError,
-    SignatureError,
     TarballError,
     TiupError,
 )
-from tiup.keys import PrivateKey
+from tiup.hashing import FileInfo
 from tiup.manifest.canonical import encode_canonical
-from tiup.manifest.envelope import Envelope, envelope_bytes, parse_envelope, signed_bytes
+from tiup.manifest.envelope import Envelope, parse_envelope
 from tiup.manifest.models import (
     Component,
     ComponentItem,
@@ -52,75 +51,60 @@ from tiup.manifest.models import (
     HashedMeta,
     Index,
     Root,
-    Signed,
     VersionItem,
 )
 from tiup.manifest.names import (
-    bootstrap_name,
-    check_item_url,
     component_id,
     is_tarball_file,
-    tarball_claim_conflict,
     versioned_url,
-)
-from tiup.repository.files import (
-    FileInfo,
-    MirrorLock,
-    Staging,
-    hash_file,
-    remove_leftovers,
-    write_failed,
 )
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import Lifetimes, load_lifetimes, renew
+from tiup.repository.local_storage import LocalStorage
+from tiup.repository.rules import (
+    IndexFlags,
+    changed_items,
+    check_envelope,
+    is_bootstrap,
+    item_names,
+    reject_unknown,
+    rotation_roles,
+    sign,
+    signing_owner,
+)
 from tiup.repository.state import MirrorState, read_state
+from tiup.repository.storage import Storage, Write
+from tiup.settings import Settings, current
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 
-
-@dataclass(frozen=True)
-class IndexFlags:
-    """Index flags a component write may set; None leaves a flag as it is."""
-
-    yanked: bool | None = None
-    hidden: bool | None = None
-    standalone: bool | None = None
-    #: A new owner (transfer-owner): the manifest must carry threshold
-    #: signatures of both the current and the new owner.
-    owner: str | None = None
-
-
-def sign(signed: Signed, signers: list[PrivateKey]) -> bytes:
-    """File bytes of ``signed`` with one signature per signer (in order)."""
-    payload = signed_bytes(signed)
-    return envelope_bytes([k.signature(payload) for k in signers], signed)
-
-
-def changed_items(new: Component, old: Component | None) -> list[tuple[str, str, VersionItem]]:
-    """Version items of ``new`` that are new, or differ from ``old`` in url, length or hashes,
-    or were un-yanked: the ones whose tarball must be checked."""
-    out: list[tuple[str, str, VersionItem]] = []
-    for plat, ver, item in new.items():
-        before = old.platforms.get(plat, {}).get(ver) if old is not None else None
-        if (before is None or before.url != item.url or before.length != item.length
-                or before.hashes() != item.hashes() or (before.yanked and not item.yanked)):
-            out.append((plat, ver, item))
-    return out
+#: ``IndexFlags``, ``sign``, ``rotation_roles`` are re-exported: write helpers take them here
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "IndexFlags", "Store", "rotation_roles", "sign"]
 
 
 class Store:
-    """One write transaction on a local mirror directory (see the module docstring)."""
+    """One write transaction on a mirror (see the module docstring).
 
-    def __init__(self, directory: str | Path, *, now: datetime, keyring: KeyRing | None = None,
-                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 lifetimes: Lifetimes | None = None):
-        self.directory = Path(directory).expanduser().resolve()
+    ``mirror`` is the storage, or the path of a mirror directory. ``settings`` gives the
+    sync script a directory runs after the commit (default: the process's,
+    :func:`tiup.settings.current`; a malformed environment raises ``UsageError`` here).
+    """
+
+    def __init__(self, mirror: str | Path | Storage, *, now: datetime,
+                 keyring: KeyRing | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 lifetimes: Lifetimes | None = None, settings: Settings | None = None):
+        self.settings = settings if settings is not None else current()
+        self.storage = mirror if isinstance(mirror, Storage) else LocalStorage(
+            mirror, sync_script=self.settings.sync_script)
+        #: where the mirror is, for messages
+        self.location = self.storage.location
         self.now = now
         self.keyring = keyring if keyring is not None else KeyRing()
-        self.lock = MirrorLock(self.directory, lock_timeout)
+        self.lock_timeout = lock_timeout
+        self._locked = False
         self._lifetimes = lifetimes
         self.lifetimes = Lifetimes()
-        self.staging = Staging(self.directory)
+        self.staging = self.storage.begin()
         self.removed_leftovers: list[str] = []
         self._state: MirrorState | None = None
         self.new_index: Index | None = None
@@ -151,25 +135,33 @@ class Store:
             RepositoryError: not a mirror directory, unreadable, or damaged.
             ConflictError: another writer holds the lock past the timeout.
         """
-        if not self.directory.is_dir():
-            raise RepositoryError(f"mirror {self.directory} is not a directory",
-                                  file=str(self.directory),
-                                  hint="create one with `tiup mirror init <dir>`")
-        self.lock.acquire()
+        self.storage.acquire(self.lock_timeout)
+        self._locked = True
         try:
-            try:
-                self.removed_leftovers = remove_leftovers(self.directory)
-            except OSError as exc:
-                raise write_failed(self.directory, ".tmp-* leftovers", exc) from exc
-            self.lifetimes = self._lifetimes or load_lifetimes(self.directory)
-            self._state = read_state(self.directory)
+            self.removed_leftovers = self.storage.remove_leftovers()
+            self.lifetimes = self._lifetimes or load_lifetimes(self.storage)
+            self._state = read_state(self.storage)
         except BaseException:
-            self.lock.release()
+            self.close()
             raise
 
     def close(self) -> None:
         self.staging.discard()
-        self.lock.release()
+        if self._locked:
+            self._locked = False
+            self.storage.release()
+
+    @property
+    def directory(self) -> Path:
+        """The mirror's directory, for callers that work on local files (the server's
+        upload sessions, a clone's downloads).
+
+        Raises:
+            RepositoryError: the mirror is not in a directory.
+        """
+        if not isinstance(self.storage, LocalStorage):
+            raise RepositoryError(f"mirror {self.location} is not a local directory")
+        return self.storage.directory
 
     @property
     def state(self) -> MirrorState:
@@ -185,6 +177,11 @@ class Store:
     @property
     def index(self) -> Index:
         return self.new_index if self.new_index is not None else self.state.index
+
+    @property
+    def root_name(self) -> str:
+        """The file the current root was read from (``N.root.json``), for messages."""
+        return self.state.root_name
 
     def component(self, comp_id: str) -> Component | None:
         """The current manifest of a component (verified, expiry ignored), None if unknown.
@@ -209,13 +206,17 @@ class Store:
             renew(self.new_index, self.now, self.lifetimes.index)
         return self.new_index
 
-    def renew_index(self, days: int | None = None) -> None:
+    def renew_index(self, days: int | None = None) -> Index:
         """Re-sign the index (version +1), expiry now + ``days`` (default: index lifetime)."""
         idx = self.edit_index()
         renew(idx, self.now, days or self.lifetimes.index, bump=False)
+        return idx
 
     def set_root(self, root: Root, data: bytes) -> None:
         """Stage the next root (``rotate``); checked against the current one at commit.
+
+        When the new root changes the index role, the index is re-signed too (with the
+        new index key): clients would refuse it otherwise.
 
         Raises:
             SignatureError, RollbackError, ManifestError: not a valid next root.
@@ -223,6 +224,8 @@ class Store:
         trust.verify_next_root(self.state.root, self.state.root_name, data,
                                f"{root.version}.root.json")
         self.new_root = (root, data)
+        if "index" in rotation_roles(self.state.root, root):
+            self.renew_index()
 
     def stage_tarball(self, name: str, source: Path) -> FileInfo:
         """Copy a tarball into the staging area under its mirror name.
@@ -277,7 +280,7 @@ class Store:
         comp = Component.from_dict(env.signed, env.source)
         trust.check_spec_version(comp, env.source)
         cid = component_id(comp.id)
-        _reject_unknown(comp, env.source)
+        reject_unknown(comp, env.source)
         source = f"{comp.version}.{cid}.json"
         expected = self.next_component_version(cid)
         wrong = comp.version < expected if allow_version_jump else comp.version != expected
@@ -288,7 +291,8 @@ class Store:
         # Signatures are checked over canonical bytes, which are also what is written.
         env = Envelope(env.signatures, env.signed, encode_canonical(env.signed), source)
         old_item = self.index.components.get(cid)
-        owner = flags.owner or (old_item.owner if old_item else None) or self._signing_owner(env)
+        owner = (flags.owner or (old_item.owner if old_item else None)
+                 or signing_owner(self.index, env))
         trust.verify_signatures(env, trust.owner_keys(self.index, owner, "index"), None)
         if old_item is not None and owner != old_item.owner:
             trust.verify_signatures(env, trust.owner_keys(self.index, old_item.owner, "index"),
@@ -309,21 +313,6 @@ class Store:
         self._component_envs[cid] = env
         return comp
 
-    def _signing_owner(self, env: Envelope) -> str:
-        ids = {s.keyid for s in env.signatures}
-        for owner_id in sorted(self.index.owners):
-            owner = self.index.owners[owner_id]
-            if not ids & set(owner.keys):
-                continue
-            try:
-                trust.verify_signatures(env, trust.owner_keys(self.index, owner_id, "index"), None)
-            except SignatureError:
-                continue
-            return owner_id
-        raise SignatureError(
-            f"{env.source} is not signed by the keys of any owner of this mirror",
-            file=env.source, hint="grant your key first: tiup mirror grant <owner-id>")
-
     def _claim_names(self, cid: str, changed: list[tuple[str, str, VersionItem]],
                      old: Component | None) -> dict[str, VersionItem]:
         """The tarball names the new or changed items of ``cid`` may write (D1 rule).
@@ -337,17 +326,7 @@ class Store:
             InvalidNameError, TarballError: see :meth:`publish_component`.
         """
         claims: dict[str, VersionItem] = {}
-        others = self.index.components.keys()
-        for plat, ver, item in changed:
-            name = check_item_url(cid, plat, ver, item.url)
-            if old is None or ver not in old.platforms.get(plat, {}):
-                rival = tarball_claim_conflict(cid, ver, others)
-                if rival is not None:
-                    raise InvalidNameError(
-                        f"refusing version {ver} of {cid}: its tarball {name} could be "
-                        f"mistaken for one of component {rival}",
-                        hint=f"choose a version that does not start with "
-                             f"'{rival[len(cid) + 1:]}-'")
+        for name, item in item_names(cid, changed, old, self.index.components.keys()):
             claimant = self.claimed.get(name)
             if claimant is not None and claimant != cid:
                 raise TarballError(f"{name} is claimed by both {claimant} and {cid}",
@@ -361,7 +340,7 @@ class Store:
 
     def _check_not_foreign(self, cid: str, name: str, old: Component | None) -> None:
         """Refuse to replace a tarball in the mirror that ``cid``'s manifest does not name."""
-        if name in self.verified or not (self.directory / name).exists():
+        if name in self.verified or self.storage.stat(name) is None:
             return  # new, or placed and verified by this writer itself (clone)
         if old is not None and any(it.url == "/" + name for _p, _v, it in old.items()):
             return
@@ -377,22 +356,23 @@ class Store:
             raise TarballError(f"incorrect file name {name}: no new or changed version of "
                                f"{comp.id} has url /{name}", file=name)
         info = self.stage_tarball(name, path)
-        _compare(name, info, item)
+        hashing.check(name, info, item, error=TarballError)
 
     def _check_tarball(self, cid: str, plat: str, ver: str, item: VersionItem) -> None:
         name = item.url.lstrip("/")
         info = self.tarballs.get(name) or self.verified.get(name)
         if info is None:
-            path = self.directory / name
-            if "/" in name or not name or not path.is_file():
+            entry = self.storage.stat(name) if name and "/" not in name else None
+            if entry is None or entry.directory:
                 raise MissingTarballError(
-                    f"tarball {name} of {cid} {ver} ({plat}) is not in mirror {self.directory}",
+                    f"tarball {name} of {cid} {ver} ({plat}) is not in mirror {self.location}",
                     file=name, hint="publish the tarball together with the manifest")
             try:
-                info = hash_file(path)
-            except OSError as exc:
-                raise TarballError(f"cannot read {path}: {exc.strerror}", file=name) from exc
-        _compare(name, info, item)
+                info = self.storage.file_info(name)
+            except FetchError as exc:
+                raise TarballError(f"cannot read {self.storage.location_of(name)}: "
+                                   f"{exc.reason}", file=name) from exc
+        hashing.check(name, info, item, error=TarballError)
 
     def _apply_flags(self, cid: str, old_item: ComponentItem | None, owner: str,
                      flags: IndexFlags) -> None:
@@ -427,12 +407,14 @@ class Store:
         if self.committed:
             raise RepositoryError("this store transaction is already committed")
         for name in self.tarballs:
-            if name not in self.claimed and not _is_bootstrap(name):
+            if name not in self.claimed and not is_bootstrap(name):
                 raise RepositoryError(f"refusing to write {name}: no new or changed version "
                                       "item of this transaction names it", file=name)
         root = self.root
         ring = self.keyring
-        groups: list[list[str]] = [sorted(self.tarballs), []]
+        # tarballs; then versioned manifests (new names) and root.json; snapshot.json;
+        # timestamp.json last: the commit point
+        groups: list[list[Write]] = [[Write.put(n) for n in sorted(self.tarballs)], []]
         old_snap = self.state.snapshot
         # FileMeta entries are replaced, never mutated: a shallow copy of the map suffices.
         snap = dataclasses.replace(old_snap, meta=dict(old_snap.meta),
@@ -442,10 +424,10 @@ class Store:
             new_root, data = self.new_root
             root_name = f"{new_root.version}.root.json"
             first = self.state.root_json
-            if self.state.root_json_version == 1 and not (self.directory / "1.root.json").exists():
-                self._stage(groups[1], "1.root.json", first)
-            self._stage(groups[1], root_name, data)
-            self._stage(groups[1], "root.json", data)
+            if self.state.root_json_version == 1 and self.storage.stat("1.root.json") is None:
+                self._stage(groups[1], Write.new("1.root.json"), first)
+            self._stage(groups[1], Write.new(root_name), data)
+            self._stage(groups[1], self._swap("root.json"), data)
         root_len = (len(self.new_root[1]) if self.new_root
                     else self.state.root_length)
         snap.meta["/root.json"] = FileMeta(root.version, root_len)
@@ -455,9 +437,9 @@ class Store:
             signers = ring.role_signers("index", root.roles["index"].keys, root_name)
             data = sign(idx, signers)
             name = versioned_url(index_url, idx.version).lstrip("/")
-            self._check_envelope(data, name, trust.role_keys(root, "index", root_name))
+            check_envelope(data, name, trust.role_keys(root, "index", root_name))
             trust.check_index_valid(idx, name)
-            self._stage(groups[1], name, data)
+            self._stage(groups[1], Write.new(name), data)
             snap.meta[index_url] = FileMeta(idx.version, len(data))
         index = self.index
         for cid, (comp, data) in sorted(self.new_components.items()):
@@ -468,14 +450,14 @@ class Store:
             env = self._component_envs.get(cid)
             role = trust.owner_keys(index, item.owner, "index")
             if env is None:
-                self._check_envelope(data, name, role)
+                check_envelope(data, name, role)
             else:
                 try:
                     trust.verify_signatures(env, role, None)
                 except TiupError as exc:
                     raise RepositoryError(f"refusing to write {name}: {exc.message}",
                                           file=name) from exc
-            self._stage(groups[1], name, data)
+            self._stage(groups[1], Write.new(name), data)
             snap.meta[item.url] = FileMeta(comp.version, len(data))
         wanted = {"/root.json", index_url} | {i.url for i in index.components.values()}
         for url in list(snap.meta):
@@ -488,7 +470,7 @@ class Store:
         renew(snap, self.now, self.lifetimes.snapshot, bump=False)
         snap_data = sign(snap, ring.role_signers(
             "snapshot", root.roles["snapshot"].keys, root_name))
-        self._check_envelope(snap_data, "snapshot.json",
+        check_envelope(snap_data, "snapshot.json",
                              trust.role_keys(root, "snapshot", root_name))
         ts = copy.deepcopy(self.state.timestamp)
         info = FileInfo.of_bytes(snap_data)
@@ -497,57 +479,22 @@ class Store:
         renew(ts, self.now, self.lifetimes.timestamp)
         ts_keys = ring.role_signers("timestamp", root.roles["timestamp"].keys, root_name)
         ts_data = sign(ts, ts_keys[:1])
-        self._check_envelope(ts_data, "timestamp.json",
+        check_envelope(ts_data, "timestamp.json",
                              trust.role_keys(root, "timestamp", root_name))
         if len(ts_data) > trust.MAX_TIMESTAMP_SIZE:
             raise RepositoryError(f"timestamp.json would be {len(ts_data)} bytes, over the "
                                   f"{trust.MAX_TIMESTAMP_SIZE}-byte limit of TiUP clients")
-        self._stage([], "snapshot.json", snap_data)
-        self._stage([], "timestamp.json", ts_data)
-        written = self.staging.commit([*groups, ["snapshot.json"], ["timestamp.json"]])
+        last: list[list[Write]] = [[], []]
+        self._stage(last[0], self._swap("snapshot.json"), snap_data)
+        self._stage(last[1], self._swap("timestamp.json"), ts_data)
+        written = self.staging.commit([*groups, *last])
         self.committed = True
         return written
 
-    def _stage(self, group: list[str], name: str, data: bytes) -> None:
-        self.staging.put_bytes(name, data)
-        group.append(name)
+    def _stage(self, group: list[Write], write: Write, data: bytes) -> None:
+        self.staging.put_bytes(write.name, data)
+        group.append(write)
 
-    def _check_envelope(self, data: bytes, name: str, role: trust.RoleKeys) -> None:
-        try:
-            env = parse_envelope(data, name)
-            trust.verify_signatures(env, role, None)
-        except TiupError as exc:
-            raise RepositoryError(f"refusing to write {name}: {exc.message}", file=name) from exc
-
-
-def _compare(name: str, info: FileInfo, item: VersionItem) -> None:
-    if info.length != item.length:
-        raise TarballError(f"length of {name} is {info.length}, manifest says {item.length}",
-                           file=name)
-    for algo, got in (("sha256", info.sha256), ("sha512", info.sha512)):
-        want = item.hashes().get(algo)
-        if want and want.lower() != got:
-            raise TarballError(f"{algo} of {name} is {got}, manifest says {want}", file=name)
-    if not item.sha256:
-        raise TarballError(f"the manifest gives no sha256 for {name}", file=name)
-
-
-def _is_bootstrap(name: str) -> bool:
-    """True for ``tiup-<os>-<arch>.tar.gz`` (never a versioned tarball name: one '-' short)."""
-    parts = name.removesuffix(".tar.gz").split("-")
-    if len(parts) != 3 or parts[0] != "tiup":
-        return False
-    try:
-        return bootstrap_name(parts[1], parts[2]) == name
-    except InvalidNameError:
-        return False
-
-
-def _reject_unknown(comp: Component, source: str) -> None:
-    names = set(comp.unrecognized)
-    for _p, _v, item in comp.items():
-        names.update(item.unrecognized)
-    if names:
-        raise ManifestError(f"{source} has unknown members {sorted(names)}; Go TiUP clients "
-                            "would drop them from their cache and then reject the manifest",
-                            file=source)
+    def _swap(self, name: str) -> Write:
+        """Replace ``name`` only if it still holds the bytes the state was read from."""
+        return Write.swap(name, self.storage.read_tag(name))

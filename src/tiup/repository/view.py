@@ -1,9 +1,11 @@
 """What the write helpers need from a mirror: a local Store or a remote (HTTP) mirror.
 
 :mod:`tiup.repository.publish` and :mod:`tiup.repository.admin` build and sign
-component manifests against a :class:`MirrorView`; a local
+component manifests (and the CLI next roots) against a :class:`MirrorView`; a
 :class:`~tiup.repository.store.Store` stages and commits them, a
-:class:`~tiup.repository.remote.RemoteMirror` sends them to a tiup-server.
+:class:`~tiup.repository.remote.RemoteMirror` sends them to a tiup-server. A
+:class:`~tiup.repository.writer.MirrorWriter` hands one to a build function, inside one
+transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tiup.manifest.envelope import Envelope
-from tiup.manifest.models import Component, Index
+from tiup.manifest.models import Component, Index, Root
 from tiup.repository.lifetimes import Lifetimes
 from tiup.repository.store import IndexFlags
 
@@ -22,13 +24,23 @@ class MirrorView(Protocol):
     """The mirror as the write helpers see it."""
 
     @property
-    def directory(self) -> object: ...
+    def location(self) -> str:
+        """Where the mirror is (directory or URL), for messages."""
+
     @property
     def now(self) -> datetime: ...
     @property
     def lifetimes(self) -> Lifetimes: ...
     @property
     def index(self) -> Index: ...
+
+    @property
+    def root(self) -> Root:
+        """The latest verified root (expiry ignored)."""
+
+    @property
+    def root_name(self) -> str:
+        """The file the latest root was read from (``N.root.json``), for messages."""
 
     def component(self, comp_id: str) -> Component | None:
         """The current verified manifest (expiry ignored), None if unknown."""
@@ -40,3 +52,15 @@ class MirrorView(Protocol):
                           tarball_name: str | None = None,
                           flags: IndexFlags | None = None) -> Component:
         """Stage (local) or record (remote) a signed component manifest."""
+
+    def set_root(self, root: Root, data: bytes) -> None:
+        """Stage (local) or record (remote) the next root, signed (``data``).
+
+        Whatever the new root's keys require of the other role manifests (the index
+        re-signed when the index role changed; snapshot and timestamp always) is done
+        by the party that holds those keys: this store, or the server.
+        """
+
+    def renew_index(self, days: int | None = None) -> Index:
+        """Re-sign the index (version +1). Raises UsageError where the index key is not
+        at hand (a remote mirror: its server holds it)."""

@@ -36,26 +36,23 @@ from tiup.errors import (
     ManifestError,
     MissingKeyError,
     MissingTarballError,
+    MultipartError,
+    QuotaError,
     SignatureError,
     TarballError,
     TiupError,
     TiupKeyError,
+    UploadExpired,
+    UploadTooLarge,
     UsageError,
     VerificationError,
 )
 from tiup.manifest.names import is_tarball_file
-from tiup.server.app import ApiHandler, ServerConfig, json_error
-from tiup.server.multipart import FormFileReader, MultipartError, boundary_of
-from tiup.server.sessions import (
-    SID,
-    Quota,
-    QuotaError,
-    Session,
-    SessionStore,
-    UploadExpired,
-    UploadTooLarge,
-    client_key,
-)
+from tiup.server.config import ServerConfig
+from tiup.server.multipart import FormFileReader, boundary_of
+from tiup.server.responses import ApiHandler, json_error
+from tiup.server.sessions import SID, Quota, Session, SessionStore, client_key
+from tiup.settings import Settings
 
 log = logging.getLogger("tiup.server")
 
@@ -102,12 +99,17 @@ def _flag(value: str) -> bool | None:
 
 
 class PublishAPI:
-    """The API of one worker process (state shared with other workers lives on disk)."""
+    """The API of one worker process (state shared with other workers lives on disk).
 
-    def __init__(self, config: ServerConfig):
+    ``settings`` gives the sync script run after each commit (default: the built-in
+    defaults, none).
+    """
+
+    def __init__(self, config: ServerConfig, settings: Settings | None = None):
         from tiup.repository.keyring import load_keyring
 
         self.config = config
+        self.settings = settings if settings is not None else Settings()
         self.mirror = Path(config.mirror)
         assert config.key_dir is not None and config.upload_dir is not None
         self.keyring = load_keyring([Path(config.key_dir)])
@@ -152,7 +154,7 @@ class PublishAPI:
                                          declared=None if size is None else min(size, limit))
         except QuotaError as exc:
             log.warning("session %s from %s refused: %s", sid, client, exc.message)
-            return json_error(exc.status, exc.code, exc.message)
+            return json_error(exc.http_status, exc.http_code, exc.message)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 return _disk_full(exc)
@@ -180,7 +182,7 @@ class PublishAPI:
         except QuotaError as exc:
             upload.abort()
             log.warning("session %s from %s refused: %s", sid, client, exc.message)
-            return json_error(exc.status, exc.code, exc.message)
+            return json_error(exc.http_status, exc.http_code, exc.message)
         except UploadExpired as exc:
             upload.abort()
             return json_error(408, "UPLOAD EXPIRED", str(exc))
@@ -233,7 +235,7 @@ class PublishAPI:
                 self.sessions.delete(sid)
 
     def _publish(self, cid: str, body: bytes, session: Session | None, flags: Any) -> Result:
-        from tiup.client import trust
+        from tiup import trust
         from tiup.clock import now
         from tiup.manifest.envelope import parse_envelope
         from tiup.manifest.models import Component
@@ -250,7 +252,8 @@ class PublishAPI:
             return json_error(400, "INVALID MANIFEST", f"the URL names component {cid} but "
                               f"the manifest's id is {env.signed.get('id')!r}")
         try:
-            with Store(self.mirror, now=now(), keyring=self.keyring) as store:
+            with Store(self.mirror, now=now(), keyring=self.keyring,
+                       settings=self.settings) as store:
                 tarball = session.path if session else None
                 comp = store.publish_component(
                     env, tarball, tarball_name=session.filename if session else None,
@@ -270,7 +273,7 @@ class PublishAPI:
 
     # ------------------------------------------------------------ rotate
     async def rotate(self, headers: Any, proto: Any) -> Result:
-        from tiup.client.trust import MAX_ROOT_SIZE
+        from tiup.trust import MAX_ROOT_SIZE
 
         body = await _read_body(proto, headers, MAX_ROOT_SIZE)
         if body is None:
@@ -279,7 +282,7 @@ class PublishAPI:
         return await asyncio.to_thread(self._rotate, body)
 
     def _rotate(self, body: bytes) -> Result:
-        from tiup.client import trust
+        from tiup import trust
         from tiup.clock import now
         from tiup.manifest.envelope import envelope_bytes
         from tiup.manifest.models import Root
@@ -292,7 +295,8 @@ class PublishAPI:
         except Exception as exc:
             return _bad_body(exc, "root manifest")
         try:
-            with Store(self.mirror, now=now(), keyring=self.keyring) as store:
+            with Store(self.mirror, now=now(), keyring=self.keyring,
+                       settings=self.settings) as store:
                 current = store.state.root.version
                 if root.version != current + 1:
                     return json_error(409, "MANIFEST CONFLICT",
@@ -356,6 +360,6 @@ def _error_result(exc: TiupError) -> Result:
     return json_error(500, "INTERNAL ERROR", exc.message)
 
 
-def make_api(config: ServerConfig) -> ApiHandler:
+def make_api(config: ServerConfig, settings: Settings | None = None) -> ApiHandler:
     """The API handler of one worker (the config must name a key dir and an upload dir)."""
-    return PublishAPI(config)
+    return PublishAPI(config, settings)

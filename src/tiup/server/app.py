@@ -1,4 +1,5 @@
-"""The mirror server as an RSGI application (run by granian, see :mod:`tiup.server.run`).
+"""The mirror server as an RSGI application (built and run by granian in
+:mod:`tiup.server.run`).
 
 Static files: ``GET``/``HEAD`` only, single ``Range`` requests answered with
 206, ``ETag``/``Last-Modified``/conditional requests, caching headers per
@@ -8,15 +9,13 @@ Every response error is JSON ``{"status": ..., "message": ...}``.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from tiup.server.accesslog import AccessLog
+from tiup.server.config import ServerConfig
+from tiup.server.responses import ApiHandler, Response, json_error, send_json
 from tiup.server.static import (
     ByteRange,
     FileInfo,
@@ -28,70 +27,19 @@ from tiup.server.static import (
 
 if TYPE_CHECKING:
     from tiup.server.upstream import Upstream
+    from tiup.settings import Settings
 
 log = logging.getLogger("tiup.server")
 
-CONFIG_ENV = "TIUP_SERVE_CONFIG"
-JSON_TYPE = "application/json; charset=utf-8"
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything a worker process needs; passed to workers as JSON in the environment."""
-
-    mirror: str
-    key_dir: str | None = None
-    upload_dir: str | None = None
-    max_upload: int = 4 << 30
-    session_ttl: int = 120
-    upstream: str | None = None
-    #: Bytes of uploads staged at once (all clients / one client address), and sessions
-    #: (uploaded or being uploaded, not yet consumed by a component POST).
-    max_staged: int = 16 << 30
-    max_client_staged: int = 8 << 30
-    max_sessions: int = 64
-    max_client_sessions: int = 8
-
-    def to_env(self) -> str:
-        return json.dumps(self.__dict__)
-
-    @classmethod
-    def from_env(cls) -> ServerConfig:
-        raw = os.environ.get(CONFIG_ENV)
-        if not raw:
-            raise RuntimeError(f"{CONFIG_ENV} is not set")
-        return cls(**json.loads(raw))
-
-
-class Response(Protocol):
-    """The part of granian's RSGI protocol object that we use."""
-
-    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None: ...
-    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
-    def response_file(self, status: int, headers: list[tuple[str, str]], file: str) -> None: ...
-    def response_file_range(self, status: int, headers: list[tuple[str, str]], file: str,
-                            start: int, end: int) -> None: ...
-
-
-#: An API handler: (method, path, query, headers, client address "host:port", protocol)
-#: → (status, JSON body).
-ApiHandler = Callable[[str, str, str, Any, str, Any], Awaitable[tuple[int, object]]]
-
-
-#: Longest error message sent (messages may quote a hostile body: a 5000-digit number).
-MAX_MESSAGE = 1000
-
-
-def json_error(status: int, code: str, message: str) -> tuple[int, dict[str, str]]:
-    if len(message) > MAX_MESSAGE:
-        message = message[:MAX_MESSAGE] + "..."
-    return status, {"status": code, "message": message}
-
 
 class MirrorApp:
-    """Serves one mirror directory; ``api`` handles ``/api/v1/...`` when publishing is on."""
+    """Serves one mirror directory; ``api`` handles ``/api/v1/...`` when publishing is on.
 
-    def __init__(self, config: ServerConfig, api: ApiHandler | None = None):
+    ``settings`` gives the CA bundle of an https ``--upstream`` (default: the system store).
+    """
+
+    def __init__(self, config: ServerConfig, api: ApiHandler | None = None, *,
+                 settings: Settings | None = None):
         self.config = config
         self.files = StaticFiles(config.mirror)
         self.api = api
@@ -100,7 +48,8 @@ class MirrorApp:
         if config.upstream:
             from tiup.server.upstream import Upstream
 
-            self.upstream = Upstream(config.upstream)
+            self.upstream = Upstream(config.upstream,
+                                     settings.http.ca_bundle if settings is not None else None)
 
     def __rsgi_init__(self, loop: Any) -> None:
         self.access.start(loop)
@@ -132,14 +81,14 @@ class MirrorApp:
     # ------------------------------------------------------------------ static
     def _static(self, method: str, path: str, headers: Any, proto: Response) -> tuple[int, int]:
         if method not in ("GET", "HEAD"):
-            return _send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
-                                                 f"{method} is not allowed on {path}"),
-                              extra=[("allow", "GET, HEAD")])
+            return send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                                f"{method} is not allowed on {path}"),
+                             extra=[("allow", "GET, HEAD")])
         info = self.files.lookup(path)
         if info is None:
             if self.upstream is not None and self.files.servable_name(path):
                 return 404, 0  # answered by _from_upstream
-            return _send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
+            return send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
         base = info.headers
         if not_modified(info, headers.get("if-none-match"), headers.get("if-modified-since")):
             proto.response_empty(304, base)
@@ -150,9 +99,9 @@ class MirrorApp:
             wanted = parse_range(range_header, info.size)
         if wanted is False:
             headers_416 = [*base, ("content-range", f"bytes */{info.size}")]
-            return _send_json(proto, *json_error(416, "RANGE NOT SATISFIABLE",
-                                                 f"{path} has {info.size} bytes"),
-                              extra=headers_416[1:])
+            return send_json(proto, *json_error(416, "RANGE NOT SATISFIABLE",
+                                                f"{path} has {info.size} bytes"),
+                             extra=headers_416[1:])
         if isinstance(wanted, ByteRange):
             return self._send_range(method, info, wanted, base, proto)
         if method == "HEAD":
@@ -187,53 +136,31 @@ class MirrorApp:
             done = await self.upstream.send(method, name, proto)
             if done is not None:
                 return done
-            return _send_json(proto, *json_error(404, "NOT FOUND",
-                                                 f"{path} not found here or upstream"))
+            return send_json(proto, *json_error(404, "NOT FOUND",
+                                                f"{path} not found here or upstream"))
         return missing
 
     # --------------------------------------------------------------------- api
     async def _api(self, method: str, path: str, scope: Any, proto: Any) -> tuple[int, int]:
         if method != "POST":
-            return _send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
-                                                 "the API accepts POST only"),
-                              extra=[("allow", "POST")])
+            return send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                                "the API accepts POST only"),
+                             extra=[("allow", "POST")])
         if self.api is None:
-            return _send_json(proto, *json_error(404, "NOT FOUND",
-                                                 "publishing is not enabled on this server"))
+            return send_json(proto, *json_error(404, "NOT FOUND",
+                                                "publishing is not enabled on this server"))
         try:
             status, body = await self.api(method, path, scope.query_string, scope.headers,
                                           scope.client, proto)
         except Exception:
             log.exception("internal error on %s %s", method, path)
             status, body = json_error(500, "INTERNAL ERROR", "an internal error happened")
-        return _send_json(proto, status, body)
+        return send_json(proto, status, body)
 
 
 def _internal_error(proto: Response) -> tuple[int, int]:
     try:
-        return _send_json(proto, *json_error(500, "INTERNAL ERROR",
-                                             "an internal error happened"))
+        return send_json(proto, *json_error(500, "INTERNAL ERROR",
+                                            "an internal error happened"))
     except Exception:  # the response had already started
         return 500, 0
-
-
-def _send_json(proto: Response, status: int, body: object,
-               extra: list[tuple[str, str]] | None = None) -> tuple[int, int]:
-    try:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate quoted from the request: escape it
-        data = json.dumps(body).encode("ascii")
-    proto.response_bytes(status, [("content-type", JSON_TYPE), *(extra or [])], data)
-    return status, len(data)
-
-
-def create_app() -> MirrorApp:
-    """Granian factory: build the app of one worker from :data:`CONFIG_ENV`."""
-    config = ServerConfig.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    api: ApiHandler | None = None
-    if config.key_dir is not None and config.upload_dir is not None:
-        from tiup.server.api import make_api
-
-        api = make_api(config)
-    return MirrorApp(config, api)

@@ -14,12 +14,10 @@ import re
 from collections.abc import Callable
 from email.message import Message
 
+from tiup.errors import MultipartError
+
 MAX_HEADERS = 16 * 1024
 MAX_OTHER_FIELD = 1024 * 1024
-
-
-class MultipartError(ValueError):
-    """The body is not valid ``multipart/form-data``."""
 
 
 def boundary_of(content_type: str | None) -> bytes:

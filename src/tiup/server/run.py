@@ -1,23 +1,51 @@
 """Run the mirror server with granian (a Rust HTTP server driving our RSGI app).
 
 Granian sends files with its own I/O (no Python in the data path), speaks
-HTTP/1.1 and TLS, and stops gracefully on SIGINT/SIGTERM. The app is built
-in each worker process from :data:`tiup.server.app.CONFIG_ENV`.
+HTTP/1.1 and TLS, and stops gracefully on SIGINT/SIGTERM. :func:`serve` puts the
+:class:`~tiup.server.config.ServerConfig` in :data:`~tiup.server.config.CONFIG_ENV`
+(through :mod:`tiup.settings`, the one module touching the environment); each worker
+process then builds its app with :func:`create_app`, reading its
+:class:`~tiup.settings.Settings` (the parent's environment, already validated by
+:func:`serve`) once.
+
+The modules of the server depend one way: ``run`` → ``app`` (static files) and
+``api`` (publish API) → ``config``, ``responses``, ``static``, ``sessions``...;
+``app`` and ``api`` never import each other (``create_app`` hands the API to the app).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import socket
 import tempfile
 from pathlib import Path
 
 from tiup.errors import MissingKeyError, TiupError
-from tiup.server.app import CONFIG_ENV, ServerConfig
+from tiup.server.app import MirrorApp
+from tiup.server.config import ServerConfig
+from tiup.server.responses import ApiHandler
+from tiup.settings import Settings, current
 
 #: Seconds a worker gets to finish in-flight requests after SIGTERM before it is killed
 #: (writes are crash-safe: a killed publish leaves nothing referenced).
 KILL_TIMEOUT = 5
+
+
+def create_app() -> MirrorApp:
+    """Granian factory: build the app of one worker from :data:`CONFIG_ENV`.
+
+    Raises:
+        RuntimeError: :data:`CONFIG_ENV` is not set (not started by :func:`serve`).
+    """
+    config = ServerConfig.from_env()
+    settings = current()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    api: ApiHandler | None = None
+    if config.key_dir is not None and config.upload_dir is not None:
+        from tiup.server.api import make_api
+
+        api = make_api(config, settings)
+    return MirrorApp(config, api, settings=settings)
 
 
 def parse_addr(addr: str, *, allow_any_port: bool = False) -> tuple[str, int]:
@@ -67,9 +95,14 @@ def check_signing_keys(mirror: Path, key_dir: Path) -> None:
                      "--read-only to serve without the publish API") from exc
 
 
-def upload_dir() -> tuple[str, bool]:
-    """``$TIUP_COMPONENT_DATA_DIR/packages`` if set, else a private temp dir (→ remove later)."""
-    base = os.environ.get("TIUP_COMPONENT_DATA_DIR")
+def upload_dir(settings: Settings | None = None) -> tuple[str, bool]:
+    """``$TIUP_COMPONENT_DATA_DIR/packages`` (``settings.component_data_dir``, default
+    the process's settings) if set, else a private temp dir (→ remove later).
+
+    Raises:
+        UsageError: no ``settings`` were passed and an environment variable is malformed.
+    """
+    base = (settings if settings is not None else current()).component_data_dir
     if base:
         path = Path(base, "packages")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -83,7 +116,10 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
 
     Raises:
         TiupError: bad address, port in use, bad mirror directory or TLS files.
+        UsageError: an environment variable is malformed (checked here, before the
+            workers read the same environment).
     """
+    current()
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
     from granian.log import LogLevels
@@ -98,9 +134,9 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
             raise TiupError(f"TLS file {f} not found")
     host, port = parse_addr(addr)
     check_port(host, port)
-    os.environ[CONFIG_ENV] = config.to_env()
+    config.hand_over()
     server = Granian(
-        "tiup.server.app:create_app",
+        "tiup.server.run:create_app",
         factory=True,
         address=host,
         port=port,

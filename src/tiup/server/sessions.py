@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import ipaddress
 import json
 import os
@@ -43,6 +42,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tiup.errors import StagingFull, TooManySessions, UploadExpired, UploadTooLarge
+from tiup.hashing import Hasher
+
 SID = re.compile(r"[A-Za-z0-9-]{1,64}")
 PART_PREFIX = ".part-"
 RES_SUFFIX = ".res"
@@ -50,36 +52,6 @@ RES_SUFFIX = ".res"
 GROW = 8 << 20
 #: "No limit" for a :class:`Quota` field.
 UNLIMITED = 1 << 62
-
-
-class UploadTooLarge(Exception):
-    """The upload passed the per-upload size limit."""
-
-
-class UploadExpired(Exception):
-    """The upload sat idle past the TTL and was removed while it was still open."""
-
-
-class QuotaError(Exception):
-    """Accepting this upload would pass a quota; ``status`` and ``code`` are the HTTP answer."""
-
-    status = 507
-    code = "INSUFFICIENT STORAGE"
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class StagingFull(QuotaError):
-    """Staged bytes (all clients, this client, or the disk) would pass their limit."""
-
-
-class TooManySessions(QuotaError):
-    """The server, or this client address, holds as many sessions as allowed."""
-
-    status = 429
-    code = "TOO MANY SESSIONS"
 
 
 @dataclass(frozen=True)
@@ -159,8 +131,7 @@ class Upload:
         self.res = self.tmp.with_name(self.tmp.name + RES_SUFFIX)
         self._fh = open(self.tmp, "xb")  # noqa: SIM115 - closed in finish/abort
         self.length = 0
-        self._h256 = hashlib.sha256()
-        self._h512 = hashlib.sha512()
+        self._hasher = Hasher()
 
     def write(self, data: bytes) -> None:
         """Raises UploadTooLarge (past the limit), StagingFull (no room to grow the
@@ -172,8 +143,7 @@ class Upload:
             self.store._grow(self, length, min(self.limit, length + GROW))
         self.length = length
         self._fh.write(data)
-        self._h256.update(data)
-        self._h512.update(data)
+        self._hasher.update(data)
 
     def finish(self, filename: str) -> Session:
         """Close, then publish the session under its sid (replacing any older one).
@@ -395,8 +365,9 @@ class SessionStore:
             self._write_reservation(upload)
 
     def _finish(self, upload: Upload, filename: str) -> Session:
+        info = upload._hasher.info()
         session = Session(upload.sid, filename, self.tarball_path(upload.sid), upload.length,
-                          upload._h256.hexdigest(), upload._h512.hexdigest())
+                          info.sha256, info.sha512)
         meta = {"filename": filename, "length": upload.length, "sha256": session.sha256,
                 "sha512": session.sha512, "client": upload.client}
         with self._locked():

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tiup.client.runner import base62
 from tiup.errors import TiupError
+from tiup.ids import base62
 from tiup.keys import public_key
 from tiup.manifest.canonical import decode_json_strict, encode_canonical
 from tiup.manifest.envelope import Signature

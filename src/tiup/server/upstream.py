@@ -22,15 +22,14 @@ _PASS_HEADERS = ("content-type", "etag", "last-modified", "cache-control")
 class Upstream:
     """A pooled urllib3 client of one upstream mirror (created per worker process)."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, ca_bundle: str | None = None):
+        """``ca_bundle``: the PEM file to verify an https upstream with (None: the
+        system store); the worker passes the process's ``TIUP_CA_BUNDLE``."""
         import urllib3
 
-        from tiup.transport.httputil import ca_bundle_from_env
-
         self.base = base.rstrip("/")
-        ca = ca_bundle_from_env()
         self.pool = urllib3.PoolManager(
-            maxsize=16, retries=False, ca_certs=ca,
+            maxsize=16, retries=False, ca_certs=ca_bundle,
             timeout=urllib3.Timeout(connect=10.0, read=UPSTREAM_TIMEOUT))
 
     async def send(self, method: str, name: str, proto: Any) -> tuple[int, int] | None:

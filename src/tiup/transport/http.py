@@ -5,12 +5,16 @@ Behaviour (``behavior.md`` §12.5, ``format.md`` §11/§12.8):
 - URL = ``<address without trailing "/">/<resource without leading "/">``, HTTP/1.1,
   ``User-Agent: tiup/<version> (python)``, ``Accept-Encoding: identity`` (the bytes
   hashed are the bytes on the wire; a ``.tar.gz`` is never "decoded" by accident).
+- Every setting comes from an :class:`~tiup.settings.HttpSettings` passed in (the
+  built-in defaults when none is; :func:`tiup.transport.open_fetcher` passes the
+  environment's, see :mod:`tiup.settings` for the variables).
 - Timeouts: connect 10 s, read 60 s without a byte (``TIUP_HTTP_CONNECT_TIMEOUT``,
   ``TIUP_HTTP_READ_TIMEOUT``; 0 = none).
 - Up to 5 attempts (``TIUP_HTTP_RETRIES``) on connection errors, timeouts, truncated
   bodies, 408/425/429/500/502/503/504; backoff 0.5 s × 2ⁿ capped at 8 s with ±20 %
-  jitter, or ``Retry-After`` up to 60 s. 404 → :class:`NotFoundError`; other 4xx and
-  TLS verification failures are not retried.
+  jitter, or ``Retry-After`` up to 60 s (the one :class:`~tiup.transport.retry.RetryPolicy`;
+  ``download`` resumes through the one engine, :mod:`tiup.transport.resume`).
+  404 → :class:`NotFoundError`; other 4xx and TLS verification failures are not retried.
 - A connection closed before the first body byte (cut inside or right after the
   headers, which http.client may parse as a complete response), a body shorter than
   its ``Content-Length`` and an empty body without ``Content-Length`` or chunked
@@ -36,16 +40,13 @@ carries a hint; no urllib3 object reprs.
 
 from __future__ import annotations
 
-import http.client
 import io
 import os
-import random
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
@@ -64,34 +65,32 @@ from urllib3.exceptions import (
 from urllib3.response import BaseHTTPResponse
 
 from tiup import __version__
-from tiup.errors import FetchError, NotFoundError, SizeLimitError
-from tiup.transport.base import Chunks, Fetcher, TransientError
+from tiup.errors import FetchError, NotFoundError, SizeLimitError, TransientError
+from tiup.settings import HttpSettings
+from tiup.transport.base import Fetcher
+from tiup.transport.chunks import Chunks
 from tiup.transport.httputil import (
     NETWORK_ERRORS,
     Framing,
-    ca_bundle_from_env,
     cert_detail,
+    connection_socket,
     content_range,
-    env_attempts,
-    env_seconds,
     finish_response,
     gathering_read,
     int_header,
     is_cert_error,
     plain_reason,
     proxy_for,
+    raw_response,
     retry_after_seconds,
     scrub,
-    speed_rule_from_env,
+    speed_rule,
     too_large,
     validator_of,
 )
+from tiup.transport.retry import RetryPolicy
 from tiup.transport.speed import Clock, Guard, SpeedRule
 
-T = TypeVar("T")
-
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 60.0
@@ -107,16 +106,17 @@ CA_HINT = ("if the mirror uses a private CA, point TIUP_CA_BUNDLE (or SSL_CERT_F
 class HTTPFetcher(Fetcher):
     """Reads a mirror served over HTTP(S). Thread-safe; one connection pool per fetcher.
 
-    Arguments left as None come from the environment, then the defaults above.
-    ``backoff_base``, ``sleep`` and ``clock`` exist so tests run fast without waiting;
-    ``speed`` is the slow-retrieval rule (default: from ``TIUP_HTTP_SPEED_*``).
+    ``settings`` holds timeouts, attempts, the slow-retrieval rule, proxies and the CA
+    bundle (default: the built-in defaults, never the environment); arguments not None
+    override it. ``backoff_base``, ``sleep`` and ``clock`` exist so tests run fast
+    without waiting; ``speed`` replaces the slow-retrieval rule.
 
     Raises (constructor):
         FetchError: the address is not a usable URL, the CA bundle or proxy is unusable.
-        UsageError: a ``TIUP_HTTP_*`` variable is malformed.
     """
 
-    def __init__(self, address: str, *, ca_bundle: str | None = None,
+    def __init__(self, address: str, *, settings: HttpSettings | None = None,
+                 ca_bundle: str | None = None,
                  connect_timeout: float | None = None, read_timeout: float | None = None,
                  retries: int | None = None, user_agent: str = USER_AGENT,
                  backoff_base: float = BACKOFF_BASE,
@@ -131,19 +131,20 @@ class HTTPFetcher(Fetcher):
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise FetchError(f"invalid mirror URL {address}", file=address,
                              hint="use http://host[:port]/path or https://...")
+        http = settings if settings is not None else HttpSettings()
+        self.settings = http
         self.connect_timeout = (connect_timeout if connect_timeout is not None
-                                else env_seconds("TIUP_HTTP_CONNECT_TIMEOUT",
-                                                 DEFAULT_CONNECT_TIMEOUT))
-        self.read_timeout = (read_timeout if read_timeout is not None
-                             else env_seconds("TIUP_HTTP_READ_TIMEOUT", DEFAULT_READ_TIMEOUT))
-        self.attempts = max(1, retries) if retries is not None else env_attempts()
+                                else http.connect_timeout)
+        self.read_timeout = read_timeout if read_timeout is not None else http.read_timeout
+        self.retry: RetryPolicy = RetryPolicy(
+            attempts=max(1, retries if retries is not None else http.attempts),
+            base=backoff_base, cap=BACKOFF_CAP, jitter=0.2, retry_after_cap=RETRY_AFTER_CAP,
+            sleep=sleep)
         self.user_agent = user_agent
-        self.backoff_base = backoff_base
-        self._sleep = sleep
-        self.speed = speed if speed is not None else speed_rule_from_env()
+        self.speed = speed if speed is not None else speed_rule(http)
         self.clock = clock
-        self.ca_bundle = ca_bundle or ca_bundle_from_env()
-        self.proxy = proxy_for(self.base_url)
+        self.ca_bundle = ca_bundle or http.ca_bundle
+        self.proxy = proxy_for(self.base_url, http)
         self._pool = self._make_pool(pool_size)
         # Redirects are followed (as Go's client does); every other retry is ours.
         self._policy = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
@@ -177,6 +178,11 @@ class HTTPFetcher(Fetcher):
                              f"{scrub(str(exc))}", file=self.address,
                              hint="proxies must be http:// or https:// URLs") from exc
 
+    @property
+    def attempts(self) -> int:
+        """Attempts per request (``TIUP_HTTP_RETRIES``, default 5)."""
+        return self.retry.attempts
+
     def __repr__(self) -> str:
         return f"HTTPFetcher({self.address!r}, proxy={self.proxy!r})"
 
@@ -207,7 +213,7 @@ class HTTPFetcher(Fetcher):
                     data += block
                 return bytes(data)
 
-        return self._with_retries(resource, once, guard=guard)
+        return self.retry.run(once, guard=guard)
 
     def stream(self, resource: str, max_size: int | None,
                offset: int = 0) -> AbstractContextManager[Chunks]:
@@ -232,8 +238,8 @@ class HTTPFetcher(Fetcher):
     def _stream(self, resource: str, max_size: int | None, offset: int,
                 if_range: str | None) -> Iterator[Chunks]:
         guard = self.speed.guard(self.url(resource), max_size, self.clock)
-        cm = self._with_retries(resource, lambda: self._enter(resource, max_size, offset,
-                                                              if_range, guard), guard=guard)
+        cm = self.retry.run(lambda: self._enter(resource, max_size, offset, if_range, guard),
+                            guard=guard)
         try:
             yield cm[1]
         finally:
@@ -253,7 +259,7 @@ class HTTPFetcher(Fetcher):
             return resp.status
 
         try:
-            status = self._with_retries(resource, once)
+            status = self.retry.run(once)
         except NotFoundError:
             return False
         return status == 200 or super().exists(resource)
@@ -265,38 +271,7 @@ class HTTPFetcher(Fetcher):
 
     def retry_delay(self, failures: int, retry_after: float | None = None) -> float:
         """Seconds to wait after the ``failures``-th consecutive failure."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), RETRY_AFTER_CAP)
-        delay = min(self.backoff_base * 2.0 ** (failures - 1), BACKOFF_CAP)
-        return delay * random.uniform(0.8, 1.2)
-
-    def _with_retries(self, resource: str, attempt: Callable[[], T],
-                      progressed: Callable[[], bool] | None = None,
-                      guard: Guard | None = None) -> T:
-        failures = 0
-        while True:
-            try:
-                return attempt()
-            except TransientError as exc:
-                # A download that got further than ever before earns a fresh budget:
-                # bounded by the file's length, and in time by ``guard``.
-                if progressed is not None and progressed():
-                    failures = 0
-                failures += 1
-                plural = "s" if failures > 1 else ""
-                if failures >= self.attempts:
-                    raise FetchError(
-                        f"{exc.message} (gave up after {failures} attempt{plural})",
-                        file=exc.file, hint=exc.hint,
-                        reason=f"{exc.reason} ({failures} attempt{plural})") from exc
-                delay = self.retry_delay(failures, exc.retry_after)
-                if guard is None:
-                    self._sleep(delay)
-                    continue
-                guard.check(ahead=delay)  # first the window the failure ended, and
-                before = self.clock()     # no wait that would end past the deadline
-                self._sleep(delay)
-                guard.waited(self.clock() - before)
+        return self.retry.delay(failures, retry_after)
 
     # -- one attempt -----------------------------------------------------------------
 
@@ -355,7 +330,7 @@ class HTTPFetcher(Fetcher):
     def _first_byte(self, resp: BaseHTTPResponse, url: str) -> None:
         """Wait for the body's first byte: a connection cut in or right after the headers
         shows here, while the request can still be retried as a whole."""
-        buffered = getattr(getattr(resp, "_fp", None), "fp", None)
+        buffered = getattr(raw_response(resp), "fp", None)
         if not isinstance(buffered, io.BufferedReader):
             return
         try:
@@ -420,12 +395,11 @@ class HTTPFetcher(Fetcher):
         """``readinto`` straight from the connection into the caller's buffer (no bytes
         object per chunk, no copy), with the checks of :meth:`_body`; None if the
         response is not a plain http.client one."""
-        fp = getattr(resp, "_fp", None)
-        if not isinstance(fp, http.client.HTTPResponse) or not isinstance(
-                fp.fp, io.BufferedReader) or resp.headers.get(
+        fp = raw_response(resp)
+        if fp is None or not isinstance(fp.fp, io.BufferedReader) or resp.headers.get(
                 "Content-Encoding", "identity").lower() not in ("", "identity"):
             return None
-        raw_read = gathering_read(fp, fp.fp, getattr(resp.connection, "sock", None))
+        raw_read = gathering_read(fp, fp.fp, connection_socket(resp))
         total = start
 
         def readinto(buf: memoryview) -> int:

@@ -1,5 +1,13 @@
-"""Helpers of the HTTP transport: environment settings, proxy choice, response details,
-body framing checks and the copy-free ``readinto`` of a body."""
+"""Helpers of the HTTP transport: the slow-retrieval rule and proxy choice of an
+:class:`~tiup.settings.HttpSettings`, response details, body framing checks and the
+copy-free ``readinto`` of a body.
+
+The copy-free body path reads urllib3 internals, all through :func:`raw_response` and
+:func:`connection_socket` (listed in :data:`URLLIB3_INTERNALS`). urllib3 is pinned to
+its minor version for them (``pyproject.toml``, ``docs/adr/0002-http-client-urllib3.md``)
+and ``tests/test_transport_urllib3.py`` fails, naming the attribute, if one changes.
+Without them the transport stays correct, only slower (``read1`` and a copy per chunk).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,6 @@ import email.utils
 import errno
 import http.client
 import io
-import os
 import re
 import select
 import socket
@@ -21,76 +28,39 @@ import urllib3
 from urllib3.exceptions import HTTPError
 from urllib3.response import BaseHTTPResponse
 
-from tiup.errors import SizeLimitError, UsageError
-from tiup.transport.base import TransientError
-from tiup.transport.speed import (
-    DEFAULT_DEADLINE_BASE,
-    DEFAULT_SPEED_LIMIT,
-    DEFAULT_SPEED_TIME,
-    SpeedRule,
-)
+from tiup.errors import SizeLimitError, TransientError
+from tiup.settings import HttpSettings
+from tiup.transport.speed import SpeedRule
 
-DEFAULT_ATTEMPTS = 5
 NETWORK_ERRORS = (HTTPError, OSError, http.client.HTTPException)
 
-
-def env_seconds(name: str, default: float, *, unit: str = "seconds") -> float | None:
-    """Seconds (or another ``unit``) from environment variable ``name`` (0 or less = no
-    limit: None).
-
-    Raises:
-        UsageError: the value is not a finite number.
-    """
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"{name}={raw!r} is not a number of {unit}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise UsageError(f"{name}={raw!r} is not a number of {unit}")
-    return value if value > 0 else None
+#: What the copy-free body path reads beyond urllib3's public API (and http.client's
+#: attributes of the response it wraps: ``fp``, ``chunked``, ``length``, ``readinto``).
+URLLIB3_INTERNALS = ("urllib3.response.HTTPResponse._fp",
+                     "urllib3.response.HTTPResponse.connection.sock")
 
 
-def speed_rule_from_env() -> SpeedRule:
-    """The slow-retrieval rule (:mod:`tiup.transport.speed`) from the environment.
-
-    ``TIUP_HTTP_SPEED_LIMIT`` (bytes/s, default 1024), ``TIUP_HTTP_SPEED_TIME``
-    (seconds, default 30) and ``TIUP_HTTP_DEADLINE`` (seconds before the length-scaled
-    part of the per-file deadline, default 120); 0 turns a rule off.
-
-    Raises:
-        UsageError: a value is not a number.
-    """
-    return SpeedRule(
-        limit=env_seconds("TIUP_HTTP_SPEED_LIMIT", DEFAULT_SPEED_LIMIT, unit="bytes per second")
-        or 0.0,
-        window=env_seconds("TIUP_HTTP_SPEED_TIME", DEFAULT_SPEED_TIME) or 0.0,
-        base=env_seconds("TIUP_HTTP_DEADLINE", DEFAULT_DEADLINE_BASE) or 0.0)
+def raw_response(resp: BaseHTTPResponse) -> http.client.HTTPResponse | None:
+    """The http.client response under urllib3's (its private ``_fp``), or None."""
+    fp = getattr(resp, "_fp", None)
+    return fp if isinstance(fp, http.client.HTTPResponse) else None
 
 
-def env_attempts(default: int = DEFAULT_ATTEMPTS) -> int:
-    """Attempts per request from ``TIUP_HTTP_RETRIES`` (at least 1).
-
-    Raises:
-        UsageError: the value is not an integer.
-    """
-    raw = os.environ.get("TIUP_HTTP_RETRIES", "").strip()
-    if not raw:
-        return default
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        raise UsageError(f"TIUP_HTTP_RETRIES={raw!r} is not an integer") from None
+def connection_socket(resp: BaseHTTPResponse) -> object:
+    """The socket of the connection ``resp`` is read from (None once released)."""
+    return getattr(resp.connection, "sock", None)
 
 
-def proxy_for(url: str) -> str | None:
-    """The proxy URL to use for ``url`` according to the environment, or None."""
-    inner = os.environ.get("TIUP_INNER_HTTP_PROXY", "").strip()
-    if inner:
-        return inner if "://" in inner else f"http://{inner}"
-    proxies = urllib.request.getproxies_environment()
+def speed_rule(http: HttpSettings) -> SpeedRule:
+    """The slow-retrieval rule (:mod:`tiup.transport.speed`) of ``http``."""
+    return SpeedRule(limit=http.speed_limit, window=http.speed_time, base=http.deadline)
+
+
+def proxy_for(url: str, http: HttpSettings) -> str | None:
+    """The proxy URL to use for ``url`` under ``http``'s proxy settings, or None."""
+    if http.inner_proxy:
+        return http.inner_proxy
+    proxies = http.proxy_map
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
     if proxies.get("no") and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
@@ -100,15 +70,6 @@ def proxy_for(url: str) -> str | None:
     if not proxy:
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
-
-
-def ca_bundle_from_env() -> str | None:
-    """``TIUP_CA_BUNDLE``, else ``SSL_CERT_FILE``, else None (the system store)."""
-    for name in ("TIUP_CA_BUNDLE", "SSL_CERT_FILE"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
 
 
 def finish_response(resp: BaseHTTPResponse, *, drain: bool = False) -> None:

@@ -18,7 +18,9 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from tiup.errors import FetchError, NotFoundError, SizeLimitError
-from tiup.transport.base import Chunks, Fetcher, PartFile, Progress
+from tiup.transport.base import Fetcher
+from tiup.transport.chunks import Chunks
+from tiup.transport.resume import PartFile, Progress
 
 CHUNK = 1024 * 1024
 COPY_BLOCK = 8 * 1024 * 1024

@@ -20,8 +20,9 @@ retries included):
 Both end the file with a plain :class:`~tiup.errors.FetchError` naming the file and the
 speed observed: it is deliberately not retryable (a retry would only start the trickle
 again). Settings come from ``TIUP_HTTP_SPEED_LIMIT``, ``TIUP_HTTP_SPEED_TIME`` and
-``TIUP_HTTP_DEADLINE`` (read in :mod:`tiup.transport.httputil`). Time comes from an
-injected clock, so the rule itself is tested without waiting.
+``TIUP_HTTP_DEADLINE`` (read in :mod:`tiup.settings`, turned into a :class:`SpeedRule` by
+:func:`tiup.transport.httputil.speed_rule`). Time comes from an injected clock, so the
+rule itself is tested without waiting.
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ from tiup.errors import FetchError
 
 #: A monotonic clock in seconds.
 Clock = Callable[[], float]
-
-DEFAULT_SPEED_LIMIT = 1024.0   # bytes per second
-DEFAULT_SPEED_TIME = 30.0      # seconds
-DEFAULT_DEADLINE_BASE = 120.0  # seconds
 
 SPEED_HINT = ("the mirror (or a proxy on the way) sends too slowly; on a slow but working "
               "network lower TIUP_HTTP_SPEED_LIMIT (bytes/s) or raise TIUP_HTTP_SPEED_TIME "

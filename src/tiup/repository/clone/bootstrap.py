@@ -1,0 +1,156 @@
+"""The bootstrap files of a clone: ``tiup-<os>-<arch>.tar.gz`` and ``local_install.sh``.
+
+Each selected platform gets ``tiup-<os>-<arch>.tar.gz``, the file
+``local_install.sh`` installs ``tiup`` from (``behavior.md`` §12.6): a copy of the
+verified tarball of the newest stable ``tiup`` the clone holds for that platform, or,
+only if it holds none, the source's own bootstrap file, downloaded unverified (with a
+warning).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiup.errors import FetchError, InvalidNameError, NotFoundError, RepositoryError
+from tiup.fsutil import atomic_write
+from tiup.manifest import versions as V
+from tiup.manifest.models import VersionItem
+from tiup.manifest.names import check_item_url
+from tiup.repository.clone.fetch import WORK_DIR, FetchResult
+from tiup.repository.clone.plan import CloneOptions, CloneReport
+from tiup.repository.store import Store
+from tiup.transport.base import Fetcher
+
+LOCAL_INSTALL = "local_install.sh"
+#: the source's bootstrap tarball (unverified fallback) may be at most this large
+BOOTSTRAP_CAP = 512 * 1024 * 1024
+
+
+def tarball_of(comp_id: str, plat: str, ver: str, item: VersionItem) -> str | None:
+    """The file name of a source item's tarball, or None unless its url is the one rule
+    (``/<id>-<version>-<os>-<arch>.tar.gz``) allows: a clone writes only such names."""
+    try:
+        return check_item_url(comp_id, plat, ver, item.url)
+    except InvalidNameError:
+        return None
+
+
+def write_bootstrap(store: Store, has_tiup: bool, fetched: FetchResult, opts: CloneOptions,
+                    report: CloneReport, fetcher: Fetcher) -> bool:
+    """``tiup-<os>-<arch>.tar.gz`` per selected platform (``behavior.md`` §12.6).
+
+    A copy of the verified tarball of the newest stable ``tiup`` cloned for that
+    platform; only if none was cloned, the source's own bootstrap file, downloaded
+    unverified (with a warning); a source without it is skipped (a note).
+    """
+    comp = store.component("tiup") if has_tiup else None
+    changed = False
+    for plat in opts.platforms:
+        boot = f"tiup-{plat.replace('/', '-')}.tar.gz"
+        dest = store.directory / boot
+        vs = {v: it for v, it in comp.platforms.get(plat, {}).items()
+              if not it.yanked} if comp is not None else {}
+        latest = V.latest_stable(vs)
+        name = tarball_of("tiup", plat, latest, vs[latest]) if latest is not None else None
+        if name is not None and name in fetched.verified:
+            source = store.directory / name
+        else:
+            downloaded = _download_bootstrap(fetcher, boot, store.directory, report)
+            if downloaded is None:
+                continue
+            source = downloaded
+            report.warnings.append(
+                f"{boot} is the source's own file, downloaded without verification: no "
+                f"verified `tiup` component was cloned for {plat} (clone `--tiup latest` to "
+                "get a verified copy)")
+        try:
+            same = dest.stat().st_size == source.stat().st_size and _same_file(dest, source)
+        except OSError:
+            same = False
+        if not same:
+            store.stage_tarball(boot, source)
+            changed = True
+        report.bootstrap.append(boot)
+    return changed
+
+
+def _download_bootstrap(fetcher: Fetcher, boot: str, target: Path,
+                        report: CloneReport) -> Path | None:
+    """The source's ``boot`` file in the clone's work directory, or None (noted)."""
+    path = target / WORK_DIR / boot
+    try:
+        fetcher.download(boot, path, expected_length=BOOTSTRAP_CAP)
+    except NotFoundError:
+        report.notes.append(f"TiUP doesn't have {boot[5:-7].replace('-', '/')}, skipped")
+        return None
+    except FetchError as exc:
+        report.failed.append((f"/{boot}", exc.reason))  # one short summary line
+        return None
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    from tiup.hashing import FileInfo
+
+    return FileInfo.of_file(a).sha256 == FileInfo.of_file(b).sha256
+
+
+def write_local_install(target: Path) -> None:
+    path = target / LOCAL_INSTALL
+    data = LOCAL_INSTALL_SCRIPT.encode()
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    try:
+        atomic_write(path, data, 0o755)
+    except OSError as exc:
+        raise RepositoryError(f"cannot write {path}: {exc.strerror}", file=str(path)) from exc
+
+
+LOCAL_INSTALL_SCRIPT = r"""#!/bin/sh
+# Install tiup from this offline mirror (written by `tiup mirror clone`).
+set -e
+script_dir=$(cd "$(dirname "$0")" && pwd)
+
+case "$(uname -s)" in
+    Linux) os=linux ;;
+    Darwin) os=darwin ;;
+    *) echo "OS $(uname -s) is not supported" >&2; exit 1 ;;
+esac
+case "$(uname -m)" in
+    amd64|x86_64) arch=amd64 ;;
+    arm64|aarch64) arch=arm64 ;;
+    *) echo "architecture $(uname -m) is not supported" >&2; exit 1 ;;
+esac
+
+TIUP_HOME=${TIUP_HOME:-$HOME/.tiup}
+bin_dir="$TIUP_HOME/bin"
+tarball="$script_dir/tiup-$os-$arch.tar.gz"
+if [ ! -f "$tarball" ]; then
+    echo "this mirror has no tiup for $os/$arch ($tarball)" >&2
+    exit 1
+fi
+mkdir -p "$bin_dir"
+tar -zxf "$tarball" -C "$bin_dir"
+chmod 755 "$bin_dir/tiup"
+cp "$script_dir/root.json" "$bin_dir/root.json"
+rm -rf "$TIUP_HOME/manifests"
+"$bin_dir/tiup" mirror set "$script_dir" --silent
+
+shell=$(basename "${SHELL:-sh}")
+profile=""
+for candidate in "$HOME/.${shell}_profile" "$HOME/.${shell}_login" "$HOME/.${shell}rc"; do
+    if [ -f "$candidate" ]; then profile=$candidate; break; fi
+done
+[ -n "$profile" ] || profile="$HOME/.profile"
+case ":$PATH:" in
+    *":$bin_dir:"*) ;;
+    *) echo "export PATH=$bin_dir:\$PATH" >> "$profile"
+       echo "$profile has been modified to add tiup to PATH" ;;
+esac
+echo "Installed path: $bin_dir/tiup"
+echo "Open a new terminal or source $profile to use it"
+"""
+

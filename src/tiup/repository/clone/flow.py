@@ -1,0 +1,392 @@
+"""``tiup mirror clone``: copy (part of) a mirror into a local directory, signed anew.
+
+The source is read through the verified walk (:class:`~tiup.reader.VerifiedMirror`,
+given by the caller: the client's updater with its trust of that mirror; root chain,
+timestamp, snapshot, index, component manifests, all checked); the
+selection is :mod:`tiup.repository.clone.plan`; tarballs come through
+:mod:`tiup.repository.clone.fetch` (parallel, resumable, every byte verified);
+the manifests are written through the crash-safe :class:`~tiup.repository.store.Store`
+(tarballs, versioned manifests, ``snapshot.json``, ``timestamp.json`` last) under
+``<target>/lock``, held for the whole run.
+
+The target must be new, empty, or an earlier clone whose keys are at hand;
+another mirror (e.g. one made by ``tiup mirror init``) or a directory of other
+files is refused without ``--force``, before anything is written
+(:mod:`tiup.repository.clone.target`). So is a selection that matches nothing
+(:func:`~tiup.repository.clone.plan.check_selection`).
+
+Re-running into the same target is incremental (``behavior.md`` §12.6): the
+clone's keys are reused (see :mod:`tiup.repository.clone.keys`), the versions
+the earlier clone had are kept, only new or changed tarballs are downloaded,
+and a component manifest is rewritten only if its content changes, with
+version ``max(previous + 1, source version)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tiup.errors import (
+    RepositoryError,
+    TiupError,
+    UsageError,
+)
+from tiup.manifest.models import Component, Index, VersionItem
+from tiup.reader import VerifiedMirror
+from tiup.repository.clone.bootstrap import tarball_of, write_bootstrap, write_local_install
+from tiup.repository.clone.fetch import (
+    WORK_DIR,
+    DownloadPool,
+    FetchResult,
+    FileJob,
+    ProgressSink,
+    remove_work_dir,
+)
+from tiup.repository.clone.keys import CLONE_LIFETIMES, OWNER, CloneKeys, write_new_mirror
+from tiup.repository.clone.plan import (
+    CloneOptions,
+    CloneReport,
+    Selection,
+    check_selection,
+    cloned_manifest,
+    select,
+)
+from tiup.repository.clone.target import CloneTarget, inspect_target
+from tiup.repository.keyring import KeyRing
+from tiup.repository.lifetimes import renew
+from tiup.repository.local_storage import LocalStorage
+from tiup.repository.state import MirrorState
+from tiup.repository.store import IndexFlags, Store, sign
+from tiup.settings import Settings, current
+from tiup.transport.address import normalise_address
+
+
+def check_not_self(source: str, target: Path) -> None:
+    """Refuse to clone a mirror into itself (resolved paths, normalised URLs).
+
+    Raises:
+        UsageError: the source is the target.
+    """
+    if normalise_address(source) == str(target.expanduser().resolve()):
+        raise UsageError(
+            f"Refusing to clone from {source} to {target}: the source mirror is the target",
+            hint="run `tiup mirror set --reset` (or `tiup mirror set <upstream>`) first, or "
+                 "pass --source <upstream>")
+
+
+@dataclass
+class _Plan:
+    comp_id: str
+    source: Component
+    selection: Selection
+    #: the manifest to write (before failures are taken out)
+    manifest: Component
+    previous: Component | None
+    hidden: bool
+    standalone: bool
+
+
+def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, now: datetime,
+                 jobs: int = 4, progress: ProgressSink | None = None,
+                 lock_timeout: float = 60.0, force: bool = False,
+                 key_dirs: Sequence[Path] = (), settings: Settings | None = None
+                 ) -> CloneReport:
+    """Clone the mirror ``updater`` reads into ``target`` (see the module docstring).
+
+    The target and the selection are checked before anything is written
+    (:func:`~tiup.repository.clone.target.inspect_target`,
+    :func:`~tiup.repository.clone.plan.check_selection`): a refused clone leaves
+    the target as it was (not even created).
+
+    Args:
+        force: replace another mirror in ``target``, or write next to other files there.
+        key_dirs: where else the keys of an earlier clone may be (after ``<target>/keys``).
+        settings: ``clone_give_up`` and the sync script (default: the process's).
+
+    Raises:
+        UsageError: the source is the target; an unknown component option.
+        RepositoryError: the target holds another mirror or other files (without
+            ``force``); the selection matches nothing; the target cannot be written.
+        VerificationError, FetchError: the source's metadata cannot be read and verified.
+    """
+    settings = settings if settings is not None else current()
+    target = target.expanduser().absolute()
+    check_not_self(updater.address, target)
+    inspect_target(target, key_dirs, force=force)
+    report = CloneReport(target, updater.address, metadata_only=opts.metadata_only)
+    updater.refresh()
+    index = updater.index
+    unknown = sorted(set(opts.component_versions) - set(index.components))
+    if unknown:
+        raise UsageError(f"unknown component {', '.join(unknown)}",
+                         hint=f"the components of {updater.address} are: "
+                              + ", ".join(sorted(index.components)))
+    picked = _select(updater, index, opts, report)
+    check_selection(opts, {p.comp_id: p.source for p in picked},
+                    {p.comp_id: p.selection for p in picked})
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RepositoryError(f"cannot create {target}: {exc.strerror}") from exc
+    # the store of the last step takes the same lock again: a storage's lock is re-entrant
+    storage = LocalStorage(target, sync_script=settings.sync_script)
+    storage.acquire(lock_timeout)
+    try:
+        # again under the lock: another writer may have changed the target meanwhile
+        found = inspect_target(target, key_dirs, force=force)
+        return _clone_locked(updater, picked, found, opts, now, jobs, progress, report,
+                             settings, storage)
+    finally:
+        storage.release()
+
+
+def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTarget,
+                  opts: CloneOptions, now: datetime, jobs: int, progress: ProgressSink | None,
+                  report: CloneReport, settings: Settings, storage: LocalStorage
+                  ) -> CloneReport:
+    target = found.path
+    prev = found.previous
+    if found.replaced:
+        report.warnings.append(f"{target}: {found.replaced}; it is replaced by a new clone "
+                               "with new keys (--force): clients must run `tiup mirror set` "
+                               "again")
+    if found.foreign_files:
+        report.warnings.append(f"{target} held {found.foreign_files} other entries (--force): "
+                               "they are left where they are")
+    plans = _plan(picked, opts, prev, report)
+    wanted: dict[str, FileJob] = {}
+    clashes: set[str] = set()
+    for plan in plans:
+        for plat, ver, item in plan.manifest.items():
+            name = tarball_of(plan.comp_id, plat, ver, item)
+            if name is None:
+                report.failed.append((item.url, f"{plan.comp_id} {ver} ({plat}): its url is "
+                                      "not <component>-<version>-<os>-<arch>.tar.gz"))
+                continue
+            if item.yanked:
+                continue
+            job = FileJob(name, item.length, item.sha256, item.sha512)
+            if wanted.get(name, job) != job:
+                clashes.add(name)
+            wanted[name] = job
+    for name in clashes:
+        del wanted[name]
+    ring: KeyRing | None = found.ring
+    fresh = ring is None
+    # New keys (7 RSA-2048 keys, ≈0.4 s of CPU that releases the GIL) are generated
+    # while the tarballs download.
+    keygen = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clone-keygen")
+    new_keys = keygen.submit(CloneKeys.generate) if fresh else None
+    keygen.shutdown(wait=False)
+    fetcher = updater.fetcher
+    pool = DownloadPool(fetcher, target, jobs=jobs, progress=progress,
+                        give_up=settings.clone_give_up)
+    fetched = pool.run(wanted.values())
+    for name in clashes:
+        fetched.failed[name] = ("/" + name, "two versions name this file with different contents")
+    report.downloaded = len(fetched.downloaded)
+    report.downloaded_bytes = fetched.bytes_downloaded
+    report.present = len(fetched.present)
+    report.resumed = len(fetched.resumed)
+    report.failed.extend(sorted(fetched.failed.values()))
+
+    if new_keys is not None:
+        keys = new_keys.result()
+        report.key_files = keys.save(target / "keys")
+        report.written += write_new_mirror(storage, keys, now)
+        ring = keys.keyring()
+    else:
+        report.reused_keys = True
+    assert ring is not None
+    store = Store(storage, now=now, keyring=ring, lifetimes=CLONE_LIFETIMES, settings=settings)
+    with store:
+        store.verified.update(fetched.verified)
+        changed = _write_components(store, plans, fetched, ring, report)
+        changed |= write_bootstrap(store, any(p.comp_id == "tiup" for p in plans), fetched, opts,
+                                   report, fetcher)
+        if changed or fresh:
+            report.written += store.commit()
+    for path in (target / WORK_DIR).glob("tiup-*.tar.gz*"):  # unverified bootstrap copies
+        path.unlink(missing_ok=True)
+    write_local_install(target)
+    if not fetched.failed:
+        remove_work_dir(target)
+    return report
+
+
+# --------------------------------------------------------------------- planning
+@dataclass
+class _Picked:
+    """One source component and what the options select of it (before the target is read)."""
+
+    comp_id: str
+    source: Component
+    selection: Selection
+    hidden: bool
+    standalone: bool
+
+
+def _select(updater: VerifiedMirror, index: Index, opts: CloneOptions,
+            report: CloneReport) -> list[_Picked]:
+    """Read every (non-yanked) source component and select its versions; writes nothing.
+
+    Raises:
+        RepositoryError: an exact per-component version exists nowhere.
+        VerificationError, FetchError: a component manifest cannot be read and verified.
+    """
+    picked: list[_Picked] = []
+    for comp_id in sorted(index.components):
+        entry = index.components[comp_id]
+        if entry.yanked:
+            report.notes.append(f"{comp_id} is yanked in the source: not cloned")
+            continue
+        source = updater.component(comp_id)
+        sel = select(source, opts)
+        report.notes.extend(sel.notes)
+        picked.append(_Picked(comp_id, source, sel, entry.hidden, entry.standalone))
+    return picked
+
+
+def _plan(picked: list[_Picked], opts: CloneOptions, prev: MirrorState | None,
+          report: CloneReport) -> list[_Plan]:
+    plans: list[_Plan] = []
+    for p in picked:
+        previous = _previous_component(prev, p.comp_id, report)
+        if p.selection.empty and previous is None:
+            if not opts.metadata_only:
+                report.dropped.append(p.comp_id)
+            continue
+        manifest = _merge(previous, cloned_manifest(p.source, p.selection, full=opts.full,
+                                                    platforms=opts.platforms))
+        plans.append(_Plan(p.comp_id, p.source, p.selection, manifest, previous, p.hidden,
+                           p.standalone))
+    return plans
+
+
+def _previous_component(prev: MirrorState | None, comp_id: str,
+                        report: CloneReport) -> Component | None:
+    if prev is None or comp_id not in prev.index.components:
+        return None
+    try:
+        return prev.component(comp_id)
+    except TiupError as exc:
+        report.warnings.append(f"{comp_id} of the earlier clone cannot be read: {exc.message}")
+        return None
+
+
+def _strip(item: VersionItem) -> VersionItem:
+    return dataclasses.replace(item, unrecognized={})
+
+
+def _merge(previous: Component | None, new: Component) -> Component:
+    """The new selection on top of what the earlier clone had (its versions are kept).
+
+    A version the source now yanks is kept but marked yanked; one the source
+    re-published with other content takes the source's item.
+    """
+    platforms: dict[str, dict[str, VersionItem]] = {
+        plat: {v: _strip(item) for v, item in vs.items()} for plat, vs in new.platforms.items()}
+    nightly = new.nightly
+    if previous is not None:
+        for plat, vs in previous.platforms.items():
+            mine = platforms.setdefault(plat, {})
+            for ver, item in vs.items():
+                if ver not in mine:
+                    mine[ver] = item
+        if not nightly and previous.nightly and any(previous.nightly in vs
+                                                    for vs in platforms.values()):
+            nightly = previous.nightly
+    return dataclasses.replace(new, platforms={p: vs for p, vs in platforms.items() if vs},
+                               nightly=nightly, unrecognized={}, absent=frozenset())
+
+
+def mark_source_yanks(manifest: Component, source: Component) -> None:
+    """Versions kept from an earlier clone that the source has since yanked become yanked."""
+    for plat, vs in manifest.platforms.items():
+        for ver, item in list(vs.items()):
+            src = source.platforms.get(plat, {}).get(ver)
+            if src is not None and src.yanked and not item.yanked and src.url == item.url:
+                vs[ver] = dataclasses.replace(item, yanked=True)
+
+
+# ---------------------------------------------------------------------- writing
+def _without_failures(plan: _Plan, fetched: FetchResult) -> Component:
+    """The manifest with versions whose tarball could not be fetched left out (or, for a
+    version the earlier clone had, its earlier item kept)."""
+    out: dict[str, dict[str, VersionItem]] = {}
+    for plat, vs in plan.manifest.platforms.items():
+        kept: dict[str, VersionItem] = {}
+        for ver, item in vs.items():
+            name = tarball_of(plan.comp_id, plat, ver, item)
+            ok = name is not None and (item.yanked or name not in fetched.failed)
+            if ok:
+                kept[ver] = item
+                continue
+            old = plan.previous.platforms.get(plat, {}).get(ver) if plan.previous else None
+            if old is not None and old != item:
+                kept[ver] = old
+        if kept:
+            out[plat] = kept
+    nightly = plan.manifest.nightly
+    if nightly and not any(nightly in vs for vs in out.values()):
+        nightly = ""
+    comp = dataclasses.replace(plan.manifest, platforms=out, nightly=nightly)
+    mark_source_yanks(comp, plan.source)
+    return comp
+
+
+def _content(comp: Component) -> dict[str, object]:
+    data = comp.to_dict()
+    for key in ("version", "expires"):
+        data.pop(key, None)
+    return data
+
+
+def _write_components(store: Store, plans: list[_Plan], fetched: FetchResult, ring: KeyRing,
+                      report: CloneReport) -> bool:
+    changed = False
+    signers = None
+    for plan in plans:
+        comp = _without_failures(plan, fetched)
+        current = store.component(plan.comp_id)
+        item = store.index.components.get(plan.comp_id)
+        if not comp.platforms and current is None:
+            report.dropped.append(plan.comp_id)
+            continue
+        selected = {v for vs in plan.selection.platforms.values() for v in vs}
+        landed = {v for vs in comp.platforms.values() for v, it in vs.items()
+                  if v in selected and not it.yanked}
+        if landed:
+            report.components.append(plan.comp_id)
+            report.versions += len(landed)
+        if item is not None and item.owner != OWNER:
+            report.warnings.append(f"{plan.comp_id} in the clone belongs to owner {item.owner}, "
+                                   f"not {OWNER}: left as it is")
+            continue
+        flags = IndexFlags(hidden=plan.hidden, standalone=plan.standalone,
+                           owner=OWNER if item is None else None)
+        same_flags = item is not None and item.hidden == plan.hidden \
+            and item.standalone == plan.standalone
+        if current is not None and _content(current) == _content(comp) and same_flags:
+            continue
+        if current is not None and _content(current) == _content(comp):
+            idx_item = store.edit_index().components[plan.comp_id]
+            idx_item.hidden, idx_item.standalone = plan.hidden, plan.standalone
+            changed = True
+            continue
+        comp.version = max(store.next_component_version(plan.comp_id), plan.source.version)
+        comp.expires = ""
+        renew(comp, store.now, store.lifetimes.component, bump=False)
+        if signers is None:
+            owner = store.index.owners[OWNER]
+            signers = ring.threshold_signers(f"owner {OWNER}", owner.keys,
+                                             owner.effective_threshold)
+        store.publish_component(sign(comp, signers), flags=flags, allow_version_jump=True)
+        report.updated.append(plan.comp_id)
+        changed = True
+    return changed
