@@ -1,7 +1,7 @@
 """Benchmark: `tiup mirror clone` vs `aria2c` over the same nginx, plus peak memory.
 
 A generated mirror (default ≈ 1 GiB in 300 tarballs, bench/mirrorgen.py) is served by
-nginx on 127.0.0.1 (the shipped config, via tests/nginx.py). In the same run:
+nginx on 127.0.0.1 (the shipped config, via tests/support/nginx.py). In the same run:
 
 * `aria2c -i list -j 4` fetches the same tarball URLs, unverified;
 * `tiup mirror clone <fresh dir> --full --jobs 4` clones it (every byte hashed with sha256
@@ -33,7 +33,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 
 from mirrorgen import build_mirror  # noqa: E402
 

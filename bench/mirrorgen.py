@@ -8,32 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+
+from builders import make_owner, make_root, make_timestamp, sign
 from tiup import keys
 from tiup.fsutil import atomic_write
-from tiup.manifest.envelope import envelope_bytes, signed_bytes
 from tiup.manifest.models import (
     Component,
     ComponentItem,
     FileMeta,
-    HashedMeta,
     Index,
-    Owner,
-    Role,
-    Root,
-    Signed,
     Snapshot,
-    Timestamp,
     VersionItem,
 )
 from tiup.manifest.timefmt import format_time
-
-
-def _sign(signed: Signed, *signers: keys.PrivateKey) -> bytes:
-    payload = signed_bytes(signed)
-    return envelope_bytes([k.signature(payload) for k in signers], signed)
 
 
 def random_file(path: Path, size: int, chunk: int = 8 << 20) -> tuple[str, str]:
@@ -62,20 +54,14 @@ def build_mirror(target: Path, components: dict[str, list[int]], *,
     index_key, snap_key, ts_key, owner_key = (keys.generate() for _ in range(4))
     later = format_time(now + timedelta(days=3650))
 
-    def role(ks: list[keys.PrivateKey], url: str, t: int = 1) -> Role:
-        return Role({k.keyid: k.public.keyinfo() for k in ks}, t, url)
-
-    root = Root(expires=later, version=1, roles={
-        "root": role(root_keys, "/root.json", 3), "index": role([index_key], "/index.json"),
-        "snapshot": role([snap_key], "/snapshot.json"),
-        "timestamp": role([ts_key], "/timestamp.json"),
-    })
-    root_bytes = _sign(root, *root_keys)
+    root = make_root(1, tuple(root_keys), 3, later, index_key=index_key,
+                     snapshot_key=snap_key, timestamp_key=ts_key)
+    root_bytes = sign(root, *root_keys)
     atomic_write(target / "root.json", root_bytes)
     atomic_write(target / "1.root.json", root_bytes)
     meta = {"/root.json": FileMeta(1, len(root_bytes))}
-    index = Index(expires=later, version=1, default_components=[], owners={
-        "bench": Owner({owner_key.keyid: owner_key.public.keyinfo()}, "Bench", 1)})
+    index = Index(expires=later, version=1, default_components=[],
+                  owners={"bench": make_owner("bench", owner_key)})
     for comp, sizes in components.items():
         platforms: dict[str, VersionItem] = {}
         for n, size in enumerate(sizes):
@@ -87,16 +73,14 @@ def build_mirror(target: Path, components: dict[str, list[int]], *,
                                          released=format_time(now))
         manifest = Component(expires=later, version=1, id=comp, description=f"{comp} (bench)",
                              platforms={"linux/amd64": platforms})
-        data = _sign(manifest, owner_key)
+        data = sign(manifest, owner_key)
         atomic_write(target / f"1.{comp}.json", data)
         meta[f"/{comp}.json"] = FileMeta(1, len(data))
         index.components[comp] = ComponentItem(owner="bench", url=f"/{comp}.json")
-    index_bytes = _sign(index, index_key)
+    index_bytes = sign(index, index_key)
     atomic_write(target / "1.index.json", index_bytes)
     meta["/index.json"] = FileMeta(1, len(index_bytes))
-    snap_bytes = _sign(Snapshot(expires=later, version=0, meta=meta), snap_key)
+    snap_bytes = sign(Snapshot(expires=later, version=0, meta=meta), snap_key)
     atomic_write(target / "snapshot.json", snap_bytes)
-    ts = Timestamp(expires=later, version=1, meta={"/snapshot.json": HashedMeta(
-        {"sha256": hashlib.sha256(snap_bytes).hexdigest(),
-         "sha512": hashlib.sha512(snap_bytes).hexdigest()}, len(snap_bytes))})
-    atomic_write(target / "timestamp.json", _sign(ts, ts_key))
+    ts = make_timestamp(snap_bytes, 1, later, sha512=True)
+    atomic_write(target / "timestamp.json", sign(ts, ts_key))

@@ -236,7 +236,7 @@ def main() -> int:
         "or a record made under another anchor, takes the full command, which verifies.",
         "",
         "No-op update (`tiup install hello` when nothing changed, over HTTP from",
-        f"`tests/servers.py`): {noop_requests} request(s) ({', '.join(noop_paths)}),",
+        f"`tests/support/servers.py`): {noop_requests} request(s) ({', '.join(noop_paths)}),",
         f"{noop_bytes} bytes of body. Goal: 1 request, ≤ 2048 bytes.",
         "",
         "Run: `.venv/bin/python bench/startup.py [--runs 40] [--compare-src DIR "

@@ -1,26 +1,31 @@
-"""Shared fixtures: a clean TIUP_HOME per test, a CLI runner, the TiUP fixture data."""
+"""Shared fixtures: a clean TIUP_HOME per test, the ``tiup`` command runner, the TiUP
+fixture data.
+
+Layout: ``unit/`` (pure, in-process: no servers, no subprocesses), ``integration/`` (the
+CLI end to end over real files, real servers and nginx, subprocesses, kill -9) and
+``support/`` (builders, the repository simulator, servers, fault injection), which is put
+on ``sys.path`` here so that tests (and ``bench/``) import its modules by name.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+import keypool
+from clirun import Result, run_in_process, run_subprocess
+from fixturedata import FIXTURES
 from tiup import settings
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures" / "tiup-testdata" / "manifests"
+keypool.install()
 
-#: A reference time at which every manifest of the TiUP fixture mirror is valid
-#: (its 1.root.json and manifests expire in 2031; root v6 expired 2026-07-26).
-FIXTURE_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+__all__ = ["Result"]
 
 
 @pytest.fixture
@@ -29,6 +34,15 @@ def fixture_mirror() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"TiUP fixture data not found at {FIXTURES} (only in the project workspace)")
     return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _lent_keys() -> Iterator[None]:
+    """Keys that ``tiup.keys.generate`` hands out during a test go back to the pool after
+    it (``support/keypool.py``): unique within the test, reused by later ones."""
+    keypool.POOL.begin_test()
+    yield
+    keypool.POOL.end_test()
 
 
 @pytest.fixture(autouse=True)
@@ -47,30 +61,27 @@ def clean_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     settings.reset_current()
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
+#: ``tiup(*args, env=..., cwd=..., input=..., timeout=..., subprocess=False)``
+Tiup = Callable[..., Result]
 
 
 @pytest.fixture
-def tiup(clean_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Run the real ``tiup`` command in a subprocess: ``tiup("mirror", "verify", ...)``."""
+def tiup(clean_home: Path, tmp_path: Path) -> Tiup:
+    """Run the ``tiup`` command: ``tiup("mirror", "verify", ...)``.
+
+    In this process by default (``support/clirun.py``: same entry point, exit codes and
+    output as ``python -m tiup``); ``subprocess=True`` runs a real ``python -m tiup``, for
+    what only a process shows: start-up, signals, and running a component. ``env`` is
+    added to this test's environment; ``timeout`` bounds a subprocess only.
+    """
 
     def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            input: str | None = None, timeout: float = 120) -> Result:
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        proc = subprocess.run(
-            [sys.executable, "-m", "tiup", *args],
-            capture_output=True, text=True, env=full_env, cwd=cwd or tmp_path,
-            input=input, timeout=timeout,
-        )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+            input: str | None = None, timeout: float = 120,
+            subprocess: bool = False) -> Result:
+        full_env = {**os.environ, **(env or {})}
+        where = cwd or tmp_path
+        if subprocess:
+            return run_subprocess(args, env=full_env, cwd=where, input=input, timeout=timeout)
+        return run_in_process(args, env=full_env, cwd=where, input=input)
 
     return run
