@@ -132,7 +132,20 @@ class SignatureError(VerificationError):
 
 
 class ExpiredError(VerificationError):
-    """A manifest, or the manifest that declares its signing keys, has expired."""
+    """A manifest, or the manifest that declares its signing keys, has expired.
+
+    Attributes:
+        expired_file: the manifest whose expiry is the cause (for signing keys: the
+            manifest that declares them, e.g. ``root.json``); defaults to ``file``.
+        mirror: the mirror the error concerns, once a caller has named it in the message.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, hint: str | None = None,
+                 code: str | None = None, expired_file: str | None = None,
+                 mirror: str | None = None):
+        super().__init__(message, file=file, hint=hint, code=code)
+        self.expired_file = expired_file or file
+        self.mirror = mirror
 
 
 class RollbackError(VerificationError):

@@ -48,6 +48,8 @@ from tiup.transport.chunks import Chunks
 from tiup.transport.resume import Progress
 
 M = TypeVar("M", Index, Component)
+#: Code of an ExpiredError that names its mirror and what to do (not to be wrapped again).
+NAMED = "expired-explained"
 
 
 class CountingFetcher(Fetcher):
@@ -318,7 +320,7 @@ class Updater:
             raise ExpiredError(
                 f"{state.root_source} of mirror {self.address} expired at "
                 f"{state.root.expires} and no newer root is published",
-                file=state.root_source,
+                file=state.root_source, mirror=self.address,
                 hint="ask the mirror's administrator to rotate the root (tiup mirror rotate)",
             ) from exc
 
@@ -357,15 +359,16 @@ class Updater:
         try:
             yield
         except ExpiredError as exc:
-            if exc.hint and "--offline" in exc.hint:
-                raise
+            if exc.mirror is not None and exc.code == NAMED:
+                raise  # already explained by an inner call
             message = exc.message
-            if self.address not in message:
+            if exc.mirror is None:
                 message = f"{message} (mirror {self.address})"
             admin = exc.hint or (f"ask the administrator of mirror {self.address} to renew it "
-                                 f"({_renew_command(exc.file)})")
+                                 f"({_renew_command(exc.expired_file)})")
             raise ExpiredError(
-                message, file=exc.file,
+                message, file=exc.file, expired_file=exc.expired_file, mirror=self.address,
+                code=NAMED,
                 hint=f"{admin}; installed components still run with `tiup --offline <component>`",
             ) from exc
 

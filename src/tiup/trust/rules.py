@@ -119,7 +119,7 @@ def verify_signatures(env: Envelope, role: RoleKeys, now: datetime | None) -> se
         raise ExpiredError(
             f"the keys of role {role.name} for {src} expired at {_fmt(role.expires)} "
             f"(declared in {role.declared_in})",
-            file=src,
+            file=src, expired_file=role.declared_in,
         )
     if len(identities) < role.threshold:
         raise SignatureError(

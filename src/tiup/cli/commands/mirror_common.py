@@ -180,17 +180,20 @@ def explain_expired(exc: ExpiredError, address: str) -> ExpiredError:
 
     (A local mirror never fails this way: its writers ignore expiry and re-sign.)
     """
+    from pathlib import Path
+
     from tiup.errors import ExpiredError
 
-    message = exc.message if address in exc.message else f"mirror {address}: {exc.message}"
-    where = f"{exc.file or ''} {exc.message}"
-    if "root.json" in where or "declared in" in where:
+    message = exc.message if exc.mirror is not None else f"mirror {address}: {exc.message}"
+    expired = Path(exc.expired_file or "").name
+    if expired.endswith("root.json"):
         fix = "publish a new root: `tiup mirror --repo <mirror-dir> rotate --days N`"
-    elif "index.json" in where:
+    elif expired.endswith("index.json"):
         fix = "renew the index: `tiup mirror --repo <mirror-dir> renew --index`"
     else:
         fix = ("re-sign snapshot.json and timestamp.json: `tiup mirror --repo <mirror-dir> "
                "renew`")
-    return ExpiredError(message, file=exc.file,
+    return ExpiredError(message, file=exc.file, expired_file=exc.expired_file,
+                        mirror=address,
                         hint=f"the administrator of {address} can {fix}, on the mirror's "
                              "directory (a running `tiup mirror serve` picks it up)")
