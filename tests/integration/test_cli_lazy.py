@@ -124,16 +124,19 @@ def test_the_registry_names_every_command_with_its_short_help() -> None:
                     real.get_short_help_str(limit), f"{name} at {limit}"
 
 
-#: Prints "module:attribute" of every click command defined under tiup.cli.commands.
+#: Prints "module:attribute" of every click command defined under tiup.cli.commands
+#: (a subcommand of a group defined in the same module is reached through its group).
 SCAN = """
 import importlib, pkgutil, click
 import tiup.cli.commands as package
 for info in pkgutil.iter_modules(package.__path__):
     module = importlib.import_module(package.__name__ + "." + info.name)
+    grouped = {id(c) for g in vars(module).values() if isinstance(g, click.Group)
+               for c in g.commands.values()}
     for attr, value in vars(module).items():
         callback = getattr(value, "callback", None)
         if isinstance(value, click.Command) and callback is not None \\
-                and callback.__module__ == module.__name__:
+                and callback.__module__ == module.__name__ and id(value) not in grouped:
             print(module.__name__ + ":" + attr)
 """
 

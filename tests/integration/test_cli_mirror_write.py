@@ -32,15 +32,15 @@ def test_guide_example_works_as_written(tiup, tmp_path: Path, select: str) -> No
 
     r = tiup("mirror", "genkey", env=env)
     assert r.returncode == 0, r.stderr
-    assert "Private key has been written to" in r.stderr
+    assert "Private key has been written to" in r.stdout
     r = tiup("mirror", "init", str(m), env=env)
     assert r.returncode == 0, r.stderr
-    assert f'New repository initialized at "{m}"' in r.stderr
+    assert f'New repository initialized at "{m}"' in r.stdout
     assert "move keys/ out of any directory you publish" in r.stderr
     assert tiup("mirror", "verify", str(m), env=env).returncode == 0
     r = mirror_cmd("grant", "jdoe")
     assert r.returncode == 0, r.stderr
-    assert "Granted new owner jdoe(jdoe) with public key" in r.stderr
+    assert "Granted new owner jdoe(jdoe) with public key" in r.stdout
     assert tiup("mirror", "verify", str(m), env=env).returncode == 0
     _hello(tmp_path)
     r = tiup("package", "hello", "--entry", "hello", "--name", "hello", "--release", "v0.0.1",
@@ -54,7 +54,7 @@ def test_guide_example_works_as_written(tiup, tmp_path: Path, select: str) -> No
     r = mirror_cmd("publish", "hello", "v0.0.1", "package/hello-v0.0.1-linux-amd64.tar.gz",
                    "hello", "--os", "linux", "--arch", "amd64")
     assert r.returncode == 0, r.stderr
-    assert "Creating component hello" in r.stderr
+    assert "Creating component hello" in r.stdout
     r = tiup("mirror", "verify", str(m), env=env)
     assert r.returncode == 0, r.stdout
     assert (m / "hello-v0.0.1-linux-amd64.tar.gz").read_bytes() == tarball.read_bytes()
@@ -168,7 +168,7 @@ def test_grant_errors(tiup, mirror: Path, tmp_path: Path, clean_home: Path) -> N
     save_public_key(tmp_path / "bob.pub.json", bob.public)
     r = tiup(*repo, "grant", "bob", "-k", str(tmp_path / "bob.pub.json"), env=ENV)
     assert r.returncode == 0, r.stderr
-    assert bob.keyid in r.stderr
+    assert bob.keyid in r.stdout
     assert_valid(mirror)
 
 

@@ -53,9 +53,11 @@ def hint(r) -> str:  # type: ignore[no-untyped-def]
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` except transient staging files."""
+    """Every file under ``root`` except transient staging files and the execution history
+    (``history/`` records every run, failed ones too, as in TiUP)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "staging" not in p.relative_to(root).parts}
+            if p.is_file() and "staging" not in p.relative_to(root).parts
+            and p.relative_to(root).parts[0] != "history"}
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def _flow(tiup, setup: Setup, tmp_path: Path, url: str, extra_env: dict[str, str
     r = tiup("mirror", "--repo", url, "publish", "hello", "v0.0.2", str(tb), "hello",
              "-k", str(setup.owner_key), *PLAT_ARGS, env=publisher)
     assert r.returncode == 0, r.output
-    assert f"Published hello v0.0.2 ({PLAT_ARGS[1]}/{PLAT_ARGS[3]}) to {url}" in r.stderr
+    assert f"Published hello v0.0.2 ({PLAT_ARGS[1]}/{PLAT_ARGS[3]}) to {url}" in r.stdout
     assert (setup.mirror / f"hello-v0.0.2-{PLAT_ARGS[1]}-{PLAT_ARGS[3]}.tar.gz"
             ).read_bytes() == tb.read_bytes()
     r = tiup("update", "hello", env=client)

@@ -8,7 +8,8 @@ process:
 
 ``tiup.keys.RSAPrivateKey.from_value`` parses each private key text once: the same text
 gives the same key, so a later load of it reuses the parsed key (in a wrapper of its own);
-a text that fails to parse is parsed, and fails, every time.
+a text that fails to parse is parsed, and fails, every time (a text first parsed without
+the key check is parsed again, with it, the first time a check is asked for).
 
 ``tiup.keys.RSAPrivateKey.generate`` hands out keys from a pool instead of generating them:
 
@@ -32,18 +33,23 @@ from typing import Any
 from tiup.keys import RSAPrivateKey
 
 _real_generate: Callable[[], RSAPrivateKey] = RSAPrivateKey.generate
-_real_from_value: Callable[[str, str], RSAPrivateKey] = RSAPrivateKey.from_value
+_real_from_value: Callable[..., RSAPrivateKey] = RSAPrivateKey.from_value
 #: private key text → parsed cryptography key (only texts that parsed)
 _parsed: dict[str, Any] = {}
+#: texts whose parse ran the key check
+_checked: set[str] = set()
 
 
-def _from_value(cls: type[RSAPrivateKey], value: str, where: str) -> RSAPrivateKey:
+def _from_value(cls: type[RSAPrivateKey], value: str, where: str, *,
+                check: bool = True) -> RSAPrivateKey:
     raw = _parsed.get(value)
-    if raw is None:
-        parsed = _real_from_value(value, where)  # raises as it always does
+    if raw is None or (check and value not in _checked):
+        parsed = _real_from_value(value, where, check=check)  # raises as it always does
         _parsed[value] = parsed._key
+        if check:
+            _checked.add(value)
         return parsed
-    return cls(raw)
+    return cls(raw, where)
 
 
 def fresh_rsa_key() -> RSAPrivateKey:
@@ -67,6 +73,7 @@ class KeyPool:
             fresh = fresh_rsa_key()
             raw = fresh._key
             _parsed[fresh.private_value()] = raw  # what a save and a load give back
+            _checked.add(fresh.private_value())
         with self._lock:
             if self._lent is not None:
                 self._lent.append(raw)

@@ -8,7 +8,8 @@ of verification, so signatures are not checked again on every run.
 
 ``tiup --version`` and the root help (``tiup``, ``tiup -h``, ``tiup
 --help``, ``tiup help``) are answered here too, without click
-(:mod:`tiup.cli.fasthelp`).
+(:mod:`tiup.cli.fasthelp`). Every other run is recorded in
+``$TIUP_HOME/history`` when it ends, as Go TiUP records it.
 
 Everything else — subcommands, their help, components that need a download
 or whose install predates the records — goes to :func:`tiup.cli.main.main`,
@@ -125,17 +126,21 @@ def fast_answer(d: DriverArgs) -> str | None:
     return None
 
 
-def main() -> None:
-    """Entry point of the ``tiup`` command."""
-    d = scan(sys.argv[1:])
-    text = fast_answer(d)
-    if text is not None:
-        try:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
-        except BrokenPipeError:
-            sys.exit(1)
-        sys.exit(0)
+def record_history(started_ns: int, code: object) -> None:
+    """Append this run to ``$TIUP_HOME/history`` (:mod:`tiup.client.history`), as Go TiUP
+    does after every command; a failure is only a warning."""
+    exit_code = 0 if code is None else code if isinstance(code, int) else 1
+    try:
+        from tiup.client.history import record
+        from tiup.client.homefast import home_dir
+
+        record(home_dir(os.environ), ["tiup", *sys.argv[1:]], started_ns, exit_code)
+    except OSError as exc:
+        sys.stderr.write(f"Warning: Recording TiUP execution history failed: {exc}\n")
+
+
+def _run(d: DriverArgs) -> None:
+    """Run the command (fast paths first); always ends with ``SystemExit``."""
     if d.word == "list":
         from tiup.cli.listing import fast_list
 
@@ -148,3 +153,34 @@ def main() -> None:
     from tiup.cli.main import main as full_main
 
     full_main()
+
+
+def main() -> None:
+    """Entry point of the ``tiup`` command.
+
+    Every run except ``--version``, help pages and shell-completion requests is
+    recorded in the history once it ends (:func:`record_history`).
+    """
+    if "_TIUP_COMPLETE" in os.environ:  # a completion request of `tiup completion`'s script
+        from tiup.cli.main import main as full_main
+
+        full_main()
+    d = scan(sys.argv[1:])
+    text = fast_answer(d)
+    if text is not None:
+        try:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            sys.exit(1)
+        sys.exit(0)
+    if d.word in RESERVED_WORDS and ("--help" in d.raw_rest or "-h" in d.raw_rest):
+        _run(d)  # a command's help: not recorded (TiUP shows it before it records)
+    import time
+
+    started = time.time_ns()
+    try:
+        _run(d)
+    except SystemExit as exc:
+        record_history(started, exc.code)
+        raise

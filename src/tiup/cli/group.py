@@ -5,14 +5,19 @@ to ``"module:attribute"`` and a short help. Listing the commands (``--help``)
 reads only the table; resolving a name (to run it, or to show its own help)
 imports its module then. So ``tiup --help`` loads no command module, and
 ``tiup mirror publish`` loads the publish module but not clone's or serve's.
+Shell completion (``tiup completion``) lists the commands from the table too,
+and imports a command's module only to complete that command's own options.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 
 class LazyGroup(click.Group):
@@ -39,6 +44,8 @@ class LazyGroup(click.Group):
         command = getattr(import_module(module), attribute)
         if not isinstance(command, click.Command) or command.name != cmd_name:
             raise RuntimeError(f"{entry[0]} is not the click command {cmd_name!r}")
+        if not entry[2] and command.short_help is None:
+            command.short_help = entry[1]  # the table is where a whole short help is written
         self.commands[cmd_name] = command
         return command
 
@@ -56,6 +63,16 @@ class LazyGroup(click.Group):
         rows = [(n, self.listed(n).get_short_help_str(limit)) for n in names]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """The commands starting with ``incomplete`` (from the table: nothing is imported),
+        then the group's own options."""
+        from click.shell_completion import CompletionItem
+
+        items = [CompletionItem(name, help=self.listed(name).get_short_help_str())
+                 for name in self.list_commands(ctx)
+                 if name.startswith(incomplete) and not self.listed(name).hidden]
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
 
 def stand_in(name: str, entry: tuple[str, str, bool]) -> click.Command:

@@ -48,8 +48,9 @@ def table_lines(rows: list[list[str]]) -> list[str]:
     header = rows[0]
     table = [header, ["-" * len(h) for h in header], *rows[1:]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-            for row in table]
+    # one format per table (``{:<w}`` pads like ``str.ljust``): 20,000 rows in one pass
+    line = "  ".join(f"{{{i}:<{w}}}" for i, w in enumerate(widths)).format
+    return [line(*row).rstrip() for row in table]
 
 
 def list_lines(rows: list[Row], *, verbose: bool, as_json: bool) -> list[str]:

@@ -8,10 +8,12 @@ imported only when that command runs or its own help is shown.
 Each entry is ``name: (target, short help, cut)``:
 
 - ``target`` is ``"module:attribute"`` of the click command;
-- the short help is the command's ``short_help=`` (``cut`` False: shown
-  whole, wrapped if long), or the first sentence of its docstring (``cut``
-  True: click shortens it to the terminal width, as it would from the
-  loaded command).
+- the short help (``cut`` False) is shown whole, wrapped if long: the table is
+  where it is written (the group sets it as the command's ``short_help`` when
+  it loads a command that has none), Go TiUP's ``Short`` text where TiUP has
+  the command; with ``cut`` True it is the first sentence of the command's
+  docstring, which click shortens to the terminal width, as it would from the
+  loaded command.
 
 A test loads every target and checks that its name and short help match its
 entry, at every width. The order of a table is the order of ``--help``
@@ -35,9 +37,19 @@ This is tiup in Python: fully compatible with Go TiUP's mirrors, keys and
 $TIUP_HOME, with a private-mirror system that verifies every byte."""
 
 #: The root options as ``tiup --help`` lists them (the click options in
-#: :mod:`tiup.cli.main` must say the same; a test compares the two helps).
+#: :mod:`tiup.cli.main` must say the same; a test compares the two helps). The driver
+#: flags (``--binary`` to ``--force-pull``) are read by :mod:`tiup.cli.driver` before
+#: click runs: click only shows and completes them.
 ROOT_OPTIONS = (
     ("-v, --version", "Print the version of tiup."),
+    ("--binary <component>[:version]",
+     "Print the binary path of a specific version of a component (the latest installed "
+     "version if no version is given)."),
+    ("--binpath PATH", "Specify the binary path of the component instance."),
+    ("-T, --tag TAG", "Specify a tag for the component instance (its data directory "
+     "$TIUP_HOME/data/TAG)."),
+    ("--offline", "Never use the network (also TIUP_OFFLINE=1)."),
+    ("--force-pull", "Reinstall the component version before running it."),
     ("--verbose", "Show tracebacks and timing details on errors."),
     ("--no-progress", "Never draw progress bars."),
     ("-h, --help", "Show this message and exit."),
@@ -52,33 +64,29 @@ def version_line() -> str:
 
 
 ROOT_COMMANDS: dict[str, tuple[str, str, bool]] = {
-    "install": (_C + "install:install", "Install a specific version of a component.", True),
-    "list": (_C + "info:list_cmd",
-             "List the available TiDB components if you don't specify any component name, "
-             "or list the available versions of a specific component.", True),
-    "uninstall": (_C + "install:uninstall",
-                  "If you specify a version number, uninstall the specified version of the "
-                  "component.", True),
-    "update": (_C + "install:update", "Update some components to the latest version.", True),
-    "status": (_C + "info:status",
-               "Show the status of the instances started by `tiup <component>` (never "
-               "deletes).", True),
-    "clean": (_C + "info:clean",
-              "Clean the data directories of instances (`tiup status` lists them).", True),
-    "mirror": (_C + "mirror:mirror",
-               "The `mirror` command is used to manage a component repository for TiUP, you "
-               "can use it to create a private repository, or to add new component to an "
-               "existing repository.", True),
+    "install": (_C + "install:install", "Install a specific version of a component", False),
+    "list": (_C + "info:list_cmd", "List the available TiDB components or versions", False),
+    "uninstall": (_C + "install:uninstall", "Uninstall components or versions of a component",
+                  False),
+    "update": (_C + "install:update", "Update tiup components to the latest version", False),
+    "status": (_C + "info:status", "List the status of instantiated components", False),
+    "clean": (_C + "info:clean", "Clean the data of instantiated components", False),
+    "mirror": (_C + "mirror:mirror", "Manage a repository mirror for TiUP components", False),
+    "env": (_C + "info:env", "Show the list of system environment variable that related to TiUP",
+            False),
+    "history": (_C + "history:history",
+                "Display the historical execution record of TiUP, displays 100 lines by "
+                "default", False),
+    "link": (_C + "link:link", "Link component binary to $TIUP_HOME/bin/", False),
+    "unlink": (_C + "link:unlink", "Unlink component binary to $TIUP_HOME/bin/", False),
     "package": (_C + "package:package", "Package a tiup component", False),
-    "env": (_C + "info:env",
-            "Show the list of system environment variable that related to TiUP.", True),
-    "help": ("tiup.cli.main:help_cmd",
-             "Help about any command, or the help of an installed component.", True),
+    "help": ("tiup.cli.main:help_cmd", "Help about any command", False),
+    "completion": (_C + "completion:completion",
+                   "Generate the autocompletion script for the specified shell", False),
 }
 
-#: Words that are never a component name on the fast path: the commands, and
-#: TiUP's commands this project does not have (they reach click's error path).
-RESERVED_WORDS = frozenset(ROOT_COMMANDS) | {"history", "link", "unlink", "completion"}
+#: Words that are never a component name on the fast path: the commands.
+RESERVED_WORDS = frozenset(ROOT_COMMANDS)
 
 MIRROR_COMMANDS: dict[str, tuple[str, str, bool]] = {
     "init": (_C + "mirror_init:init", "Initialize an empty repository", False),
@@ -98,8 +106,7 @@ MIRROR_COMMANDS: dict[str, tuple[str, str, bool]] = {
     "transfer-owner": (_C + "mirror_rotate:transfer_owner", "Transfer component to another owner",
                        False),
     "verify": (_C + "mirror_verify:verify",
-               "Audit a mirror: signatures, root chain, versions, expiry, and every tarball.",
-               True),
+               "Audit a mirror: signatures, versions, expiry and tarballs", False),
     "prune": (_C + "mirror_prune:prune", "Remove old or yanked versions from a local mirror",
               False),
     "serve": (_C + "serve:serve_cmd", "Serve a mirror over HTTP(S)", False),

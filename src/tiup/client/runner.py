@@ -18,34 +18,11 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 
+from tiup.client.history import redact
 from tiup.ids import base62
 
 #: TiUP's version, reported to components as TIUP_VERSION.
 TIUP_VERSION = "1.16.5"
-
-_SECRET_PREFIXES = ("-p", "-password", "--password", "-tidb-password", "--tidb-password",
-                    "encrypt")
-
-
-def redact(args: list[str]) -> list[str]:
-    """Hide passwords in an argv as TiUP's history does (§1.4, simplified for URLs)."""
-    out: list[str] = []
-    hide_next = False
-    for arg in args:
-        if hide_next:
-            out.append("******")
-            hide_next = False
-            continue
-        if arg in _SECRET_PREFIXES:
-            out.append(arg)
-            hide_next = True
-            continue
-        for prefix in _SECRET_PREFIXES:
-            if arg.startswith(prefix) and len(arg) > len(prefix):
-                arg = prefix + "******"
-                break
-        out.append(arg)
-    return out
 
 
 def make_instance_dir(home: str, env: Mapping[str, str], tag: str | None

@@ -21,6 +21,7 @@ and fetched anew, so a tampered or expired cache is never trusted.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -38,7 +39,7 @@ from tiup.errors import (
     TiupError,
     VerificationError,
 )
-from tiup.fsutil import atomic_write
+from tiup.fsutil import atomic_write, fsync_dir
 from tiup.manifest.envelope import parse_envelope
 from tiup.manifest.models import Component, Index, Root, Snapshot, Timestamp
 from tiup.reader import MirrorReader
@@ -120,6 +121,14 @@ class _HomeCache:
     def __init__(self, state: MirrorState):
         self.dir = state.manifests_dir
         self.anchor = state.root_path
+        #: verification records not yet in ``.verified.json`` (all under one anchor):
+        #: a first ``tiup list`` caches ~150 manifests, and the record is written once
+        #: (:meth:`flush`) instead of once per file. A lost batch only means one more
+        #: verification later, as for any lost record update.
+        self._pending: dict[str, str] = {}
+        self._pending_anchor: str | None = None
+        #: component manifests renamed into place since the directory was last fsynced
+        self._unsynced = False
 
     def read(self, name: str) -> bytes | None:
         try:
@@ -128,12 +137,33 @@ class _HomeCache:
             return None
 
     def write(self, name: str, data: bytes) -> None:
-        """Keep bytes the reader just verified, and record that they were verified."""
+        """Keep bytes the reader just verified, and record that they were verified (on
+        :meth:`flush`)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.dir / name, data, 0o644)
-        verified.remember(self.dir, name, data, verified.anchor_digest(self.anchor))
+        # Every file is fsynced before its rename (a cached copy is never torn). The
+        # renames of component manifests are made durable together by one directory
+        # fsync in flush() (a first `tiup list` caches ~150 of them); the files rollback
+        # checks start from (roots, timestamp, snapshot, index) at once, as before.
+        at_once = name in self.FIXED or name.endswith(".root.json")
+        atomic_write(self.dir / name, data, 0o644, sync_dir=at_once)
+        self._unsynced = self._unsynced or not at_once
+        anchor = verified.anchor_digest(self.anchor)
+        if anchor != self._pending_anchor:
+            self.flush()  # as if each write had been recorded at once, in order
+            self._pending_anchor = anchor
+        self._pending[name] = hashlib.sha256(data).hexdigest()
+
+    def flush(self) -> None:
+        """Make the cached files' renames durable; write the pending verification records
+        (best effort)."""
+        if self._unsynced:
+            self._unsynced = False
+            fsync_dir(self.dir)
+        pending, self._pending = self._pending, {}
+        verified.remember_digests(self.dir, pending, self._pending_anchor)
 
     def drop(self, name: str) -> None:
+        self.flush()
         verified.forget(self.dir, name)
         with contextlib.suppress(OSError):
             (self.dir / name).unlink()
@@ -186,6 +216,7 @@ class Updater:
         self.command = command
         self._fetcher: CountingFetcher | None = CountingFetcher(fetcher) if fetcher else None
         self._reader: MirrorReader | None = None
+        self._home_cache = _HomeCache(self.state)
         self._refreshed = False
         self.warnings: list[str] = []
         self._warned: set[str] = set()
@@ -226,14 +257,18 @@ class Updater:
         return self._fetcher.bytes if self._fetcher else 0
 
     def close(self) -> None:
-        if self._fetcher is not None:
-            self._fetcher.close()
+        """Write what is pending in the cache's verification record; close the transport."""
+        try:
+            self._home_cache.flush()
+        finally:
+            if self._fetcher is not None:
+                self._fetcher.close()
 
     def _cache(self, name: str) -> Path:
         return self.state.manifests_dir / name
 
     def _read_cache(self, name: str) -> bytes | None:
-        return _HomeCache(self.state).read(name)
+        return self._home_cache.read(name)
 
     # ----------------------------------------------------------------- root
     def _anchor_bytes(self) -> tuple[bytes, str]:
@@ -294,7 +329,7 @@ class Updater:
         if self._reader is None:
             anchor, source = self._anchor_bytes()
             state = trust.TrustedState(anchor, self.now, source)
-            reader = MirrorReader(lambda: self.fetcher, state, cache=_HomeCache(self.state),
+            reader = MirrorReader(lambda: self.fetcher, state, cache=self._home_cache,
                                   address=self.address)
             reader.walk_cached_roots()
             self._reader = reader
@@ -512,6 +547,7 @@ class Updater:
     def _verified(self, name: str, cls: type[M]) -> M | None:
         """A cached manifest whose verification is on record (:mod:`tiup.client.verified`),
         parsed without checking signatures again; None otherwise."""
+        self._home_cache.flush()
         data = verified.verified_bytes(self.state.manifests_dir, name,
                                        verified.anchor_digest(self.state.root_path))
         if data is None:

@@ -67,13 +67,19 @@ def verified_bytes(manifests: Path, name: str, anchor: str | None) -> bytes | No
 def remember(manifests: Path, name: str, data: bytes, anchor: str | None) -> None:
     """Record that ``data`` (just verified and cached as ``name``) is trusted under
     ``anchor``. Best effort: a lost update only means one more verification later."""
-    if anchor is None:
+    remember_digests(manifests, {name: hashlib.sha256(data).hexdigest()}, anchor)
+
+
+def remember_digests(manifests: Path, digests: dict[str, str], anchor: str | None) -> None:
+    """:func:`remember` for several files at once (name → sha256 of the bytes verified
+    and cached), with one read and one write of the record."""
+    if anchor is None or not digests:
         return
     record = _load(manifests)
     files = record.get("files")
     if record.get("anchor") != anchor or not isinstance(files, dict):
         files = {}
-    files[name] = hashlib.sha256(data).hexdigest()
+    files.update(digests)
     _save(manifests, {"anchor": anchor, "files": files})
 
 

@@ -11,6 +11,14 @@ Key types are found through one dispatch table keyed by ``(keytype, scheme)``:
 Key files follow TiUP's on-disk form exactly (``format.md`` §7): the private
 PEM says ``PRIVATE KEY`` but holds a PKCS#1 body; files are canonical JSON
 plus one newline, created with mode 0600.
+
+Loading an RSA private key normally runs OpenSSL's key check (primality of
+``p`` and ``q`` and the CRT values: about 45 ms a key). A writer's key ring
+loads with ``check=False`` instead (``docs/adr/0006-unchecked-signing-keys.md``):
+what the check guards against is a key whose signatures are wrong, and
+:meth:`RSAPrivateKey.sign` verifies every signature it makes against the key's
+public half before returning it (about 0.05 ms), so no signature by a damaged
+key ever leaves this module.
 """
 
 from __future__ import annotations
@@ -89,7 +97,11 @@ class PrivateKey(ABC):
         return KeyInfo(self.public.keytype, self.public.scheme, {"private": self.private_value()})
 
     def signature(self, payload: bytes) -> Signature:
-        """A manifest signature entry (keyid + standard base64) over ``payload``."""
+        """A manifest signature entry (keyid + standard base64) over ``payload``.
+
+        Raises:
+            KeyFormatError: the signature does not verify (a damaged RSA key).
+        """
         return Signature(self.keyid, base64.b64encode(self.sign(payload)).decode("ascii"))
 
 
@@ -150,12 +162,31 @@ class RSAPublicKey(PublicKey):
 
 
 class RSAPrivateKey(PrivateKey):
-    def __init__(self, key: rsa.RSAPrivateKey):
+    """An RSA signer; ``where`` names the key (its file) in errors."""
+
+    def __init__(self, key: rsa.RSAPrivateKey, where: str = "key"):
         self._key = key
+        self.where = where
         self.public = RSAPublicKey(key.public_key())
 
     def sign(self, payload: bytes) -> bytes:
-        return self._key.sign(payload, _PSS_SIGN, hashes.SHA256())
+        """The PSS signature over ``payload``, verified against the public half first.
+
+        The verification (one public-key operation, e = 65537) is what makes loading
+        without OpenSSL's key check safe (module docstring): a damaged private value
+        (or a fault during the CRT computation) gives a signature that does not verify,
+        and it is refused here instead of being written or sent anywhere.
+
+        Raises:
+            KeyFormatError: the signature does not verify: the key is damaged.
+        """
+        signature = self._key.sign(payload, _PSS_SIGN, hashes.SHA256())
+        if not self.public.verify(payload, signature):
+            raise KeyFormatError(
+                f"{self.where}: a signature made with this private key does not verify "
+                "against its public key; the key is damaged", file=self.where,
+                hint="restore the key file from a backup")
+        return signature
 
     def private_value(self) -> str:
         der = self._key.private_bytes(
@@ -166,18 +197,25 @@ class RSAPrivateKey(PrivateKey):
         return _pem("PRIVATE KEY", der)
 
     @classmethod
-    def from_value(cls, value: str, where: str) -> RSAPrivateKey:
+    def from_value(cls, value: str, where: str, *, check: bool = True) -> RSAPrivateKey:
+        """Parse a private PEM value; ``check=False`` skips OpenSSL's key check (module
+        docstring: every signature is verified instead).
+
+        Raises:
+            KeyFormatError, UnsupportedKeyError: not a (valid) RSA private key.
+        """
         der = _pem_body(value, where)
         try:
             # Accepts the PKCS#1 body TiUP writes under a PKCS#8 label (and PKCS#8 too).
-            key = serialization.load_der_private_key(der, password=None)
+            key = serialization.load_der_private_key(
+                der, password=None, unsafe_skip_rsa_key_validation=not check)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise KeyFormatError(
                 f"{where}: cannot parse RSA private key: {exc}", file=where
             ) from exc
         if not isinstance(key, rsa.RSAPrivateKey):
             raise UnsupportedKeyError(f"{where}: key is not an RSA private key", file=where)
-        return cls(key)
+        return cls(key, where)
 
     @classmethod
     def generate(cls) -> RSAPrivateKey:
@@ -233,7 +271,8 @@ class Ed25519PrivateKey(PrivateKey):
         ).hex()
 
     @classmethod
-    def from_value(cls, value: str, where: str) -> Ed25519PrivateKey:
+    def from_value(cls, value: str, where: str, *, check: bool = True) -> Ed25519PrivateKey:
+        """Raises KeyFormatError (``check`` is for RSA: an ed25519 key has no costly check)."""
         try:
             return cls(ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(value)))
         except ValueError as exc:
@@ -277,8 +316,13 @@ def public_key(info: KeyInfo, where: str = "key") -> PublicKey:
     return result
 
 
-def private_key(info: KeyInfo, where: str = "key") -> PrivateKey:
+def private_key(info: KeyInfo, where: str = "key", *, check: bool = True) -> PrivateKey:
     """The signer for a private KeyInfo.
+
+    ``check=False`` skips OpenSSL's RSA key check (about 45 ms a key): safe because
+    every RSA signature is verified before it is returned (module docstring); keys
+    that are loaded but never sign then cost nothing. Where a key is loaded to be
+    shown or converted rather than to sign, keep the check.
 
     Raises:
         UnsupportedKeyError: unknown key type or scheme.
@@ -292,7 +336,7 @@ def private_key(info: KeyInfo, where: str = "key") -> PrivateKey:
             file=where,
             hint="pass the private key file (tiup mirror genkey writes one)",
         )
-    result: PrivateKey = priv_cls.from_value(value, where)
+    result: PrivateKey = priv_cls.from_value(value, where, check=check)
     return result
 
 

@@ -24,7 +24,7 @@ from tiup.manifest.names import component_id, owner_id
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.publish import clone_component, owner_signers
-from tiup.repository.store import IndexFlags, Store, sign
+from tiup.repository.store import IndexFlags, Store, sign, sign_component
 from tiup.repository.view import MirrorView
 
 
@@ -102,7 +102,8 @@ def modify(store: MirrorView, ring: KeyRing, cid: str, version: str | None, *,
                 versions_map[version] = dataclasses.replace(versions_map[version], yanked=yank)
     else:
         flags = IndexFlags(yanked=yank, hidden=hidden, standalone=standalone)
-    store.publish_component(sign(new, owner_signers(store, owner, ring)), flags=flags)
+    store.publish_component(sign_component(new, owner_signers(store, owner, ring)),
+                            flags=flags)
     return new
 
 
@@ -115,7 +116,7 @@ def renew_component(store: MirrorView, ring: KeyRing, cid: str, days: int | None
         MissingKeyError: the owner's keys are not available.
     """
     new, owner = _next_manifest(store, component_id(cid), days)
-    store.publish_component(sign(new, owner_signers(store, owner, ring)))
+    store.publish_component(sign_component(new, owner_signers(store, owner, ring)))
     return new
 
 
@@ -135,7 +136,7 @@ def transfer_owner(store: MirrorView, ring: KeyRing, cid: str, new_owner: str) -
         raise RepositoryError(f"{cid} is already owned by {oid}")
     signers = owner_signers(store, current, ring)
     signers += [k for k in owner_signers(store, oid, ring) if k not in signers]
-    store.publish_component(sign(new, signers), flags=IndexFlags(owner=oid))
+    store.publish_component(sign_component(new, signers), flags=IndexFlags(owner=oid))
     return new
 
 

@@ -31,6 +31,7 @@ from tiup.manifest.envelope import (
     SIGNED_NOT_CANONICAL,
     Envelope,
     check_canonical,
+    parse_canonical_envelope,
     parse_envelope,
 )
 from tiup.manifest.models import (
@@ -54,6 +55,8 @@ __all__ = ["AuditReport", "Finding", "audit_mirror", "hash_stream"]
 MAX_UNDECLARED = 64 << 20
 
 ERROR, WARN, NOTE = "ERROR", "WARN", "NOTE"
+#: The url of a version item a verify accepts: ``/`` and one file name of safe characters.
+_SAFE_URL = re.compile(r"/[A-Za-z0-9_.+\-]+")
 #: Added when snapshot.json does not match timestamp.json (see ``repository/state.py``).
 INTERRUPTED = ("; if a write was interrupted between snapshot.json and timestamp.json, the "
                "next write completes it (e.g. `tiup mirror --repo <dir> renew`)")
@@ -155,15 +158,13 @@ class _Audit:
     def parse(self, name: str, data: bytes) -> Envelope | None:
         self.report.manifests_checked += 1
         try:
-            env = parse_envelope(data, name)
+            env, form = parse_canonical_envelope(data, name)
         except ManifestError as exc:
             self.error(name, exc)
             return None
-        try:
-            check_canonical(env, data)
-        except ManifestError as exc:
-            raw_ok = exc.code != SIGNED_NOT_CANONICAL
-            self.add(WARN if raw_ok else ERROR, name, exc.message)
+        if form is not None:
+            raw_ok = form.code != SIGNED_NOT_CANONICAL
+            self.add(WARN if raw_ok else ERROR, name, form.message)
         if env.extra_members:
             self.add(WARN, name, f"unknown envelope members {sorted(env.extra_members)}")
         return env
@@ -461,27 +462,30 @@ class _Audit:
     def version_items(self, comp_id: str, comp: Component, name: str
                       ) -> Iterable[tuple[str, VersionItem]]:
         nightly_found = not comp.nightly
-        for plat, ver, item in comp.items():
+        for plat, versions in comp.platforms.items():
             try:
                 os_name, arch = split_platform(plat)
             except TiupError as exc:
-                self.error(name, exc)
+                for _ver in versions:
+                    self.error(name, exc)
                 continue
-            if ver == comp.nightly:
-                nightly_found = True
-            where = f"{comp_id} {ver} {plat}"
-            if not item.entry:
-                self.add(WARN, name, f"{where} has an empty entry (clients treat it as absent)")
-            expected = f"/{comp_id}-{ver}-{os_name}-{arch}.tar.gz"
-            if item.url != expected:
-                self.add(WARN, name, f"{where} has url {item.url}, expected {expected}")
-            if not re.fullmatch(r"/[A-Za-z0-9_.+\-]+", item.url):
-                self.error(name, f"{where} has an unsafe url {item.url!r}")
-                continue
-            if not item.sha256:
-                self.error(name, f"{where} has no sha256 hash")
-            self.referenced.add(item.url.lstrip("/"))
-            yield where, item
+            for ver, item in versions.items():
+                if ver == comp.nightly:
+                    nightly_found = True
+                where = f"{comp_id} {ver} {plat}"
+                if not item.entry:
+                    self.add(WARN, name, f"{where} has an empty entry (clients treat it as "
+                                         "absent)")
+                expected = f"/{comp_id}-{ver}-{os_name}-{arch}.tar.gz"
+                if item.url != expected:
+                    self.add(WARN, name, f"{where} has url {item.url}, expected {expected}")
+                if not _SAFE_URL.fullmatch(item.url):
+                    self.error(name, f"{where} has an unsafe url {item.url!r}")
+                    continue
+                if not item.sha256:
+                    self.error(name, f"{where} has no sha256 hash")
+                self.referenced.add(item.url.lstrip("/"))
+                yield where, item
         if not nightly_found:
             self.error(name, f"nightly pointer {comp.nightly} names no version in {name}")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from tiup import hashing
 from tiup.errors import FetchError, NotFoundError, SizeLimitError
@@ -84,6 +83,8 @@ class TarballAudit:
 
         if self.progress is not None:
             self.progress(0, total)
+        from concurrent.futures import ThreadPoolExecutor  # here: --skip-tarballs needs none
+
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             list(pool.map(lambda task: self._one(task[0], task[1], advance), todo))
 

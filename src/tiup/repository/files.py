@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -220,6 +219,8 @@ def run_sync_script(directory: Path, names: list[str], script: str | None) -> No
     """
     if not script or not names:
         return
+    import subprocess  # here: only a mirror with a sync script runs one
+
     with tempfile.TemporaryDirectory(prefix="tiup-commit-") as tmp:
         for name in names:
             try:

@@ -32,7 +32,7 @@ from tiup.reader import MirrorReader
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.publish import clone_component, owner_signers
-from tiup.repository.store import IndexFlags, Store, sign
+from tiup.repository.store import IndexFlags, Store, sign_component
 from tiup.transport.base import Fetcher
 
 
@@ -210,5 +210,6 @@ def apply_merge(store: Store, ring: KeyRing, plan: MergePlan, work: Path) -> lis
                 mi.item, unrecognized={})
         comp.version = store.next_component_version(cid)
         renew(comp, store.now, store.lifetimes.component, bump=False)
-        store.publish_component(sign(comp, owner_signers(store, owner, ring)), flags=flags)
+        store.publish_component(sign_component(comp, owner_signers(store, owner, ring)),
+                                flags=flags)
     return staged

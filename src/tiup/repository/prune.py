@@ -27,7 +27,7 @@ from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.publish import clone_component, owner_signers
 from tiup.repository.storage import Storage
-from tiup.repository.store import Store, sign
+from tiup.repository.store import Store, sign_component
 
 _VERSIONED = re.compile(r"([0-9]+)\.(.+)\.json")
 _BOOTSTRAP = re.compile(r"tiup-[a-z0-9_]+-[a-z0-9_]+\.tar\.gz")
@@ -202,7 +202,7 @@ def stage_prune(store: Store, ring: KeyRing, plan: PrunePlan) -> None:
         item = store.index.components[cid]
         comp.version = store.next_component_version(cid)
         renew(comp, store.now, store.lifetimes.component, bump=False)
-        store.publish_component(sign(comp, owner_signers(store, item.owner, ring)))
+        store.publish_component(sign_component(comp, owner_signers(store, item.owner, ring)))
 
 
 def delete_files(storage: Storage, plan: PrunePlan) -> list[tuple[str, int]]:

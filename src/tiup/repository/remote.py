@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tiup.errors import (
     ConflictError,
@@ -39,10 +39,12 @@ from tiup.manifest.envelope import Envelope, envelope_bytes, parse_envelope
 from tiup.manifest.models import Component, Index, Root
 from tiup.reader import VerifiedMirror
 from tiup.repository.lifetimes import Lifetimes
-from tiup.repository.store import IndexFlags
+from tiup.repository.store import IndexFlags, SignedComponent
 from tiup.settings import DEFAULT_PUBLISH_BACKOFF
-from tiup.transport.publish_api import APIClient
 from tiup.transport.retry import RetryPolicy
+
+if TYPE_CHECKING:  # the HTTP client (urllib3) is loaded only by a remote write
+    from tiup.transport.publish_api import APIClient
 
 T = TypeVar("T")
 
@@ -114,18 +116,23 @@ class RemoteMirror:
             return 1
         return state.component_entry(comp_id)[1] + 1
 
-    def publish_component(self, manifest: bytes | Envelope, tarball: Path | None = None, *,
+    def publish_component(self, manifest: bytes | Envelope | SignedComponent,
+                          tarball: Path | None = None, *,
                           tarball_name: str | None = None,
                           flags: IndexFlags | None = None) -> Component:
-        """Record a signed manifest (and tarball) to send at :meth:`commit`.
+        """Record a signed manifest (and tarball) to send at :meth:`commit` (the server's
+        store makes every check).
 
         Raises:
             ManifestError: not a component manifest.
         """
-        env = manifest if isinstance(manifest, Envelope) else parse_envelope(
-            manifest, "component manifest")
-        comp = Component.from_dict(env.signed, env.source)
-        data = envelope_bytes(env.signatures, env.signed)
+        if isinstance(manifest, SignedComponent):
+            comp, data = manifest.model, manifest.file_bytes()
+        else:
+            env = manifest if isinstance(manifest, Envelope) else parse_envelope(
+                manifest, "component manifest")
+            comp = Component.from_dict(env.signed, env.source)
+            data = envelope_bytes(env.signatures, env.signed)
         query: dict[str, bool | str] = {}
         if flags is not None:
             for key in ("yanked", "standalone", "hidden", "owner"):

@@ -43,7 +43,7 @@ from tiup.errors import (
 )
 from tiup.hashing import FileInfo
 from tiup.manifest.canonical import encode_canonical
-from tiup.manifest.envelope import Envelope, parse_envelope
+from tiup.manifest.envelope import Envelope, parse_envelope, signed_envelope_bytes
 from tiup.manifest.models import (
     Component,
     ComponentItem,
@@ -63,13 +63,16 @@ from tiup.repository.lifetimes import Lifetimes, load_lifetimes, renew
 from tiup.repository.local_storage import LocalStorage
 from tiup.repository.rules import (
     IndexFlags,
+    SignedComponent,
     changed_items,
     check_envelope,
+    check_model,
     is_bootstrap,
     item_names,
     reject_unknown,
     rotation_roles,
     sign,
+    sign_component,
     signing_owner,
 )
 from tiup.repository.state import MirrorState, read_state
@@ -78,8 +81,10 @@ from tiup.settings import Settings, current
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 
-#: ``IndexFlags``, ``sign``, ``rotation_roles`` are re-exported: write helpers take them here
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "IndexFlags", "Store", "rotation_roles", "sign"]
+#: ``IndexFlags``, ``sign``, ``sign_component``, ``SignedComponent``, ``rotation_roles`` are
+#: re-exported: write helpers take them here
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "IndexFlags", "SignedComponent", "Store", "rotation_roles",
+           "sign", "sign_component"]
 
 
 class Store:
@@ -245,14 +250,19 @@ class Store:
         self.tarballs[name] = info
         return info
 
-    def publish_component(self, manifest: bytes | Envelope, tarball: Path | None = None, *,
+    def publish_component(self, manifest: bytes | Envelope | SignedComponent,
+                          tarball: Path | None = None, *,
                           tarball_name: str | None = None,
                           flags: IndexFlags | None = None,
                           allow_version_jump: bool = False) -> Component:
         """Stage a signed component manifest (and its tarball) after every check.
 
         Args:
-            manifest: the envelope bytes (or parsed envelope) signed by the owner.
+            manifest: the envelope bytes (or parsed envelope) signed by the owner, or a
+                manifest signed in this process (:func:`~tiup.repository.rules.sign_component`:
+                its model is checked as the parser checks bytes, by
+                :func:`~tiup.repository.rules.check_model`, instead of being encoded and
+                parsed back).
             tarball: a tarball file to store; its mirror name is ``tarball_name``
                 (default: the file's name) and must be the url of one version item.
             flags: index flags to set; ``flags.owner`` transfers ownership.
@@ -274,13 +284,21 @@ class Store:
                 missing; a tarball that exists in the mirror belongs to another component.
         """
         flags = flags or IndexFlags()
-        env = manifest if isinstance(manifest, Envelope) else parse_envelope(
-            manifest, "component manifest")
-        trust.check_type(env, "component")
-        comp = Component.from_dict(env.signed, env.source)
-        trust.check_spec_version(comp, env.source)
+        built: SignedComponent | None = None
+        parsed: Envelope | None = None
+        if isinstance(manifest, SignedComponent):
+            built = manifest
+            comp = built.model
+            where = "component manifest"
+        else:
+            parsed = manifest if isinstance(manifest, Envelope) else parse_envelope(
+                manifest, "component manifest")
+            trust.check_type(parsed, "component")
+            comp = Component.from_dict(parsed.signed, parsed.source)
+            where = parsed.source
+        trust.check_spec_version(comp, where)
         cid = component_id(comp.id)
-        reject_unknown(comp, env.source)
+        reject_unknown(comp, where)
         source = f"{comp.version}.{cid}.json"
         expected = self.next_component_version(cid)
         wrong = comp.version < expected if allow_version_jump else comp.version != expected
@@ -288,8 +306,14 @@ class Store:
             raise ConflictError(
                 f"manifest conflict: {cid} has version {comp.version}, expected {expected}",
                 file=source, hint="the component changed meanwhile; fetch it again and retry")
-        # Signatures are checked over canonical bytes, which are also what is written.
-        env = Envelope(env.signatures, env.signed, encode_canonical(env.signed), source)
+        if parsed is not None:
+            # Signatures are checked over canonical bytes, which are also what is written.
+            env = Envelope(parsed.signatures, parsed.signed, encode_canonical(parsed.signed),
+                           source)
+        else:
+            assert built is not None
+            # The canonical bytes encoded once, when it was signed: checked and written.
+            env = built.envelope(source)
         old_item = self.index.components.get(cid)
         owner = (flags.owner or (old_item.owner if old_item else None)
                  or signing_owner(self.index, env))
@@ -298,6 +322,8 @@ class Store:
             trust.verify_signatures(env, trust.owner_keys(self.index, old_item.owner, "index"),
                                     None)
         old = self.component(cid) if old_item is not None else None
+        if built is not None:
+            check_model(comp, old, source)
         changed = changed_items(comp, old)
         claims = self._claim_names(cid, changed, old)
         if tarball is not None:
@@ -307,8 +333,7 @@ class Store:
                 self._check_tarball(cid, plat, ver, item)
         self._apply_flags(cid, old_item, owner, flags)
         # canonical(envelope) = {"signatures":[...],"signed":<canonical signed>}: reuse the bytes.
-        sigs = encode_canonical([sig.to_dict() for sig in env.signatures])
-        data = b'{"signatures":' + sigs + b',"signed":' + env.signed_raw + b"}"
+        data = signed_envelope_bytes(env.signatures, env.signed_raw)
         self.new_components[cid] = (comp, data)
         self._component_envs[cid] = env
         return comp
@@ -402,6 +427,7 @@ class Store:
 
         Raises:
             MissingKeyError: a role key needed to sign is not in the key ring.
+            KeyFormatError: a role key's signature does not verify (a damaged key file).
             RepositoryError: the new state failed a check, or a write failed.
         """
         if self.committed:

@@ -17,7 +17,7 @@ from typing import Protocol
 from tiup.manifest.envelope import Envelope
 from tiup.manifest.models import Component, Index, Root
 from tiup.repository.lifetimes import Lifetimes
-from tiup.repository.store import IndexFlags
+from tiup.repository.store import IndexFlags, SignedComponent
 
 
 class MirrorView(Protocol):
@@ -48,7 +48,8 @@ class MirrorView(Protocol):
     def next_component_version(self, comp_id: str) -> int:
         """The version the next manifest of ``comp_id`` must have."""
 
-    def publish_component(self, manifest: bytes | Envelope, tarball: Path | None = None, *,
+    def publish_component(self, manifest: bytes | Envelope | SignedComponent,
+                          tarball: Path | None = None, *,
                           tarball_name: str | None = None,
                           flags: IndexFlags | None = None) -> Component:
         """Stage (local) or record (remote) a signed component manifest."""

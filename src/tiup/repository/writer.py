@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Generic, Self, TypeVar
 
 from tiup.errors import ExpiredError, RepositoryError, TiupError, UsageError
 from tiup.reader import VerifiedMirror
@@ -41,8 +41,10 @@ from tiup.repository.storage import Storage
 from tiup.repository.store import DEFAULT_LOCK_TIMEOUT, Store
 from tiup.repository.view import MirrorView
 from tiup.settings import Settings
-from tiup.transport.publish_api import APIClient
-from tiup.transport.retry import RetryPolicy
+
+if TYPE_CHECKING:  # the HTTP client (urllib3) is loaded only by a remote write
+    from tiup.transport.publish_api import APIClient
+    from tiup.transport.retry import RetryPolicy
 
 T = TypeVar("T")
 S = TypeVar("S", bound=VerifiedMirror)

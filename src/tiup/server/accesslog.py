@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 
 FLUSH_LINES = 64
 FLUSH_SECONDS = 0.2
@@ -52,12 +53,16 @@ class AccessLog:
             while data:
                 data = data[os.write(self.fd, data):]
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Flush on a timer in ``loop`` (so a quiet server's last lines appear)."""
+    def start(self, loop: asyncio.AbstractEventLoop,
+              on_tick: Callable[[], None] | None = None) -> None:
+        """Flush on a timer in ``loop`` (so a quiet server's last lines appear); ``on_tick``
+        runs on the same timer (the metrics write their totals)."""
         self._loop = loop
 
         def tick() -> None:
             self.flush()
+            if on_tick is not None:
+                on_tick()
             self._timer = loop.call_later(FLUSH_SECONDS, tick)
 
         self._timer = loop.call_later(FLUSH_SECONDS, tick)

@@ -5,16 +5,24 @@ Static files: ``GET``/``HEAD`` only, single ``Range`` requests answered with
 206, ``ETag``/``Last-Modified``/conditional requests, caching headers per
 file kind. The publish API lives under ``/api/v1/`` and accepts ``POST`` only.
 Every response error is JSON ``{"status": ..., "message": ...}``.
+
+The web page (:mod:`tiup.server.ui`) answers ``/ui/...``, and ``/`` for requests whose
+``Accept`` names ``text/html`` (browsers); every other request for ``/`` gets the same
+404 JSON as before. ``GET /metrics`` is the Prometheus text format
+(:mod:`tiup.server.metrics`) unless the mirror holds a file named ``metrics``, which is
+then served as a file: no mirror file and no API route is ever shadowed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiup.server.accesslog import AccessLog
 from tiup.server.config import ServerConfig
+from tiup.server.metrics import METRICS_DIR, WorkerMetrics, route_class
 from tiup.server.responses import ApiHandler, Response, json_error, send_json
 from tiup.server.static import (
     ByteRange,
@@ -24,8 +32,11 @@ from tiup.server.static import (
     not_modified,
     parse_range,
 )
+from tiup.server.ui.routes import WebUI, is_ui_path, wants_html
+from tiup.server.ui.view import StateView
 
 if TYPE_CHECKING:
+    from tiup.server.sessions import SessionStore
     from tiup.server.upstream import Upstream
     from tiup.settings import Settings
 
@@ -44,6 +55,15 @@ class MirrorApp:
         self.files = StaticFiles(config.mirror)
         self.api = api
         self.access = AccessLog()
+        state = config.state_dir
+        self.view = StateView(state)
+        self.web = WebUI(self.view)
+        self.metrics = WorkerMetrics(str(Path(state, METRICS_DIR)) if state else None)
+        self.sessions: SessionStore | None = None
+        if api is not None and config.upload_dir is not None:
+            from tiup.server.sessions import SessionStore
+
+            self.sessions = SessionStore(config.upload_dir, config.session_ttl)
         self.upstream: Upstream | None = None
         if config.upstream:
             from tiup.server.upstream import Upstream
@@ -52,20 +72,32 @@ class MirrorApp:
                                      settings.http.ca_bundle if settings is not None else None)
 
     def __rsgi_init__(self, loop: Any) -> None:
-        self.access.start(loop)
+        self.access.start(loop, on_tick=self.metrics.flush)
 
     def __rsgi_del__(self, loop: Any) -> None:
         self.access.stop()
+        self.metrics.flush()
 
     async def __call__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
             return
         started = time.perf_counter()
         method, path = scope.method, scope.path
+        route = "other"
         try:
             if path.startswith("/api/"):
+                route = "api"
                 status, sent = await self._api(method, path, scope, proto)
+            elif is_ui_path(path) or (path == "/" and method in ("GET", "HEAD") and
+                                      wants_html(scope.headers.get("accept"))):
+                route = "ui"
+                status, sent = await self._ui(method, path, scope, proto)
+            elif path == "/metrics" and method in ("GET", "HEAD") and \
+                    self.files.lookup(path) is None:
+                route = "metrics"
+                status, sent = self._metrics(method, proto)
             else:
+                route = route_class(path)
                 status, sent = self._static(method, path, scope.headers, proto)
                 if status == 404 and self.upstream is not None:
                     status, sent = await self._from_upstream(method, path, proto,
@@ -75,8 +107,35 @@ class MirrorApp:
             # one JSON line (if no response was started; granian ignores a second one).
             log.exception("internal error on %s %s", method, path)
             status, sent = _internal_error(proto)
-        self.access.line(scope.client, method, path, status, sent,
-                         (time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        self.metrics.request(route, status, sent, elapsed)
+        self.access.line(scope.client, method, path, status, sent, elapsed * 1000)
+
+    # -------------------------------------------------------------- page, metrics
+    async def _ui(self, method: str, path: str, scope: Any, proto: Response
+                  ) -> tuple[int, int]:
+        if method not in ("GET", "HEAD"):
+            return send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                                f"{method} is not allowed on {path}"),
+                             extra=[("allow", "GET, HEAD")])
+        return await self.web(method, path, scope.query_string, scope.headers, proto)
+
+    def _metrics(self, method: str, proto: Response) -> tuple[int, int]:
+        from tiup.clock import now
+        from tiup.server.metrics import exposition, families
+
+        sessions = None
+        if self.sessions is not None:
+            count, staged = self.sessions.usage()
+            sessions = (count, staged, self.config.max_staged)
+        body, content_type = exposition(families(self.metrics.merged(), self.view.status(),
+                                                 sessions, now()))
+        headers = [("content-type", content_type), ("cache-control", "no-store")]
+        if method == "HEAD":
+            proto.response_empty(200, [*headers, ("content-length", str(len(body)))])
+            return 200, 0
+        proto.response_bytes(200, headers, body)
+        return 200, len(body)
 
     # ------------------------------------------------------------------ static
     def _static(self, method: str, path: str, headers: Any, proto: Response) -> tuple[int, int]:
@@ -155,7 +214,22 @@ class MirrorApp:
         except Exception:
             log.exception("internal error on %s %s", method, path)
             status, body = json_error(500, "INTERNAL ERROR", "an internal error happened")
+        self._count_api(path, status, body)
         return send_json(proto, status, body)
+
+    def _count_api(self, path: str, status: int, body: object) -> None:
+        """Publishes and uploads by outcome; the reason is the API's status code."""
+        outcome = "accepted" if status == 200 else "refused"
+        reason = "ok"
+        if status != 200:
+            code = body.get("status") if isinstance(body, dict) else None
+            reason = (code if isinstance(code, str) else str(status)).lower().replace(" ", "_")
+        if path.startswith("/api/v1/tarball/"):
+            self.metrics.event("tiup_uploads_total", outcome, reason)
+        elif path.startswith("/api/v1/component/"):
+            self.metrics.event("tiup_publishes_total", "component", outcome, reason)
+        elif path == "/api/v1/rotate":
+            self.metrics.event("tiup_publishes_total", "root", outcome, reason)
 
 
 def _internal_error(proto: Response) -> tuple[int, int]:

@@ -33,6 +33,9 @@ class ServerConfig:
     max_client_staged: int = 8 << 30
     max_sessions: int = 64
     max_client_sessions: int = 8
+    #: The server's private runtime directory (created by ``serve``): the monitor's
+    #: catalog and verification, and each worker's metrics.
+    state_dir: str | None = None
 
     def to_env(self) -> str:
         """The JSON blob handed to the workers."""

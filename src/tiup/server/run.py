@@ -15,8 +15,13 @@ The modules of the server depend one way: ``run`` → ``app`` (static files) and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -134,6 +139,8 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
             raise TiupError(f"TLS file {f} not found")
     host, port = parse_addr(addr)
     check_port(host, port)
+    state_dir = tempfile.mkdtemp(prefix="tiup-serve-")
+    config = dataclasses.replace(config, state_dir=state_dir)
     config.hand_over()
     server = Granian(
         "tiup.server.run:create_app",
@@ -151,4 +158,31 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
         # A worker still starting when SIGTERM arrives can miss it; do not wait forever.
         workers_kill_timeout=KILL_TIMEOUT,
     )
-    server.serve()
+    monitor = start_monitor(config)
+    try:
+        server.serve()
+    finally:
+        stop_monitor(monitor)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def start_monitor(config: ServerConfig) -> subprocess.Popen[bytes]:
+    """Start the monitor process (:mod:`tiup.server.monitor`) of a server whose config
+    names its state directory; it logs to this process's stderr."""
+    assert config.state_dir is not None
+    args = [sys.executable, "-m", "tiup.server.monitor", config.mirror, config.state_dir,
+            str(os.getpid())]
+    if config.upstream:
+        args += ["--tarballs", "skip"]  # missing tarballs are fetched from the upstream
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL)
+
+
+def stop_monitor(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the monitor (it exits at once on SIGTERM; killed if it does not)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(KILL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -236,6 +236,16 @@ class SessionStore:
         with contextlib.suppress(OSError), self._locked():
             _unlink(self.meta_path(sid), self.tarball_path(sid))
 
+    def usage(self) -> tuple[int, int]:
+        """(sessions, bytes) staged now, all clients together (for the metrics); expired
+        sessions are deleted on the way, as by every scan. Never raises."""
+        try:
+            with self._locked():
+                usage = self._scan(self.clock())
+        except OSError:
+            return 0, 0
+        return usage.sessions, usage.staged
+
     def expire(self) -> int:
         """Delete expired sessions and stale partial uploads; returns how many files went."""
         try:

@@ -12,7 +12,6 @@ import click
 
 from tiup.cli import output
 from tiup.cli.clientctx import flush_warnings, open_updater, print_table, profile
-from tiup.client.runner import pid_alive
 
 ENV_LIST = (
     "TIUP_HOME", "TIUP_WORK_DIR", "TIUP_USER_INPUT_VERSION", "TIUP_VERSION",
@@ -99,14 +98,13 @@ def list_cmd(component: str | None, all_: bool, installed: bool, verbose: bool,
                               installed=installed)
     finally:
         updater.close()
-    for line in list_lines(rows, verbose=verbose, as_json=as_json):
-        output.out(line)
+    output.out_lines(list_lines(rows, verbose=verbose, as_json=as_json))
     return 0
 
 
 def _list_versions(updater: object, comp: str, installed_only: bool, as_json: bool,
                    use_cache: bool) -> int:
-    from tiup.client.installer import installed_versions
+    from tiup.cli.listing import table_lines
     from tiup.client.updater import Updater
     from tiup.errors import TiupError
     from tiup.manifest.versions import sort_versions
@@ -118,7 +116,7 @@ def _list_versions(updater: object, comp: str, installed_only: bool, as_json: bo
         raise TiupError(f"failed to fetch component: {exc.message}", hint=exc.hint) from exc
     if manifest is None:
         raise TiupError(f"failed to fetch component: {comp} is not in the local cache")
-    have = set(installed_versions(updater.profile, comp))
+    have = set(updater.profile.installed_versions(comp))
     versions: dict[str, dict[str, Any]] = {}
     for plat, ver, item in manifest.items():
         if item.yanked or not item.entry:
@@ -129,7 +127,7 @@ def _list_versions(updater: object, comp: str, installed_only: bool, as_json: bo
     order = sort_versions(versions)
     rows = [versions[v] for v in order]
     for r in rows:
-        r["platforms"] = sorted(r["platforms"])
+        r["platforms"].sort()
     if manifest.nightly and manifest.nightly in versions:
         night = dict(versions[manifest.nightly])
         night["version"] = f"nightly -> {manifest.nightly}"
@@ -139,11 +137,10 @@ def _list_versions(updater: object, comp: str, installed_only: bool, as_json: bo
     if as_json:
         output.out(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    output.out(f"Available versions for {comp}:")
     table = [["Version", "Installed", "Release", "Platforms"]]
     table += [[str(r["version"]), "YES" if r["installed"] else "", str(r["released"]),
                ",".join(r["platforms"])] for r in rows]
-    print_table(table)
+    output.out_lines([f"Available versions for {comp}:", *table_lines(table)])
     return 0
 
 
@@ -159,6 +156,8 @@ def _read_meta(path: Path) -> dict[str, object] | None:
 @click.command("status")
 def status() -> int:
     """Show the status of the instances started by `tiup <component>` (never deletes)."""
+    from tiup.client.runner import pid_alive  # here: `tiup list` does not need it
+
     prof = profile()
     rows = [["Name", "Component", "PID", "Status", "Created Time", "Directory", "Binary",
              "Args"]]
@@ -198,6 +197,8 @@ def clean(ctx: click.Context, names: tuple[str, ...], all_: bool) -> int:
         dirs = sorted(p for p in prof.data_dir.iterdir() if p.is_dir())
     except OSError:
         dirs = []
+    from tiup.client.runner import pid_alive
+
     wanted = set(names)
     for path in dirs:
         if not all_ and path.name not in wanted:

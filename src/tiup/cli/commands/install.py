@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tiup.cli import output
-from tiup.cli.clientctx import flush_warnings, open_updater, profile, progress_factory
+from tiup.cli.clientctx import Downloads, flush_warnings, open_updater, profile
 from tiup.client.profile import Profile
 from tiup.client.updater import Updater
 from tiup.errors import InstallError, TiupError, UsageError
@@ -14,8 +14,12 @@ NOT_FOUND = "The component `{c}` not found (may be deleted from repository); ski
 
 
 def install_one(prof: Profile, updater: Updater, comp: str, wanted: str, *, force: bool,
-                quiet_installed: bool = False) -> str | None:
+                quiet_installed: bool = False, downloads: Downloads | None = None
+                ) -> str | None:
     """Install ``comp:wanted``; returns the version installed (or already present).
+
+    Each download shows a progress bar, or leaves a line on stderr (``downloads``
+    counts them for a summary).
 
     Returns None (after printing the TiUP "skipped" message) for an unknown or
     yanked component, or a platform without a nightly.
@@ -51,8 +55,9 @@ def install_one(prof: Profile, updater: Updater, comp: str, wanted: str, *, forc
         if not quiet_installed:
             output.info(f"component {comp} version {version} is already installed")
         return version
+    downloads = downloads or Downloads(updater.address)
     installer.install(prof, updater, comp, version, item, clock.now(), force=force,
-                      progress=progress_factory())
+                      progress=downloads.factory())
     return version
 
 
@@ -64,22 +69,43 @@ def install_specs(specs: list[str], *, force: bool, nightly: bool = False,
     parsed = parse_specs(specs)  # every argument checked before anything is done
     prof = profile()
     updater = open_updater(prof, f"tiup {command}")
+    downloads = Downloads(updater.address)
+    new: list[str] = []
+    present: list[str] = []
     failed: list[str] = []
     try:
         for spec, (comp, wanted) in zip(specs, parsed, strict=True):
             if nightly and not wanted:
                 wanted = "nightly"
+            before = downloads.count
             try:
-                if install_one(prof, updater, comp, wanted, force=force) is None:
-                    failed.append(spec)
+                version = install_one(prof, updater, comp, wanted, force=force,
+                                      downloads=downloads)
             except UsageError:
                 raise  # e.g. a malformed TIUP_* setting: the same for every spec
             except TiupError as exc:
                 output.error(exc.message, exc.hint)
                 failed.append(spec)
+                continue
+            if version is None:
+                failed.append(spec)
+            else:
+                (new if downloads.count > before else present).append(f"{comp}:{version}")
     finally:
         updater.close()
+    output.out(summary(new, present, failed, downloads))
     return 1 if failed else 0
+
+
+def summary(new: list[str], present: list[str], failed: list[str], downloads: Downloads
+            ) -> str:
+    """The last line of ``install`` and ``update``: what was installed, what already was,
+    what failed, and what was downloaded."""
+    parts = [f"{what}: {', '.join(specs)}" for what, specs in (
+        ("Installed", new), ("Already installed", present), ("Failed", failed)) if specs]
+    files = "1 download" if downloads.count == 1 else f"{downloads.count} downloads"
+    return f"{'; '.join(parts) or 'Nothing to install'} ({files}, " \
+        f"{output.human_bytes(downloads.bytes)})"
 
 
 @click.command("install", context_settings={"ignore_unknown_options": False})

@@ -15,7 +15,8 @@ class MirrorGroup(LazyGroup):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
-        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+        if name and not name.startswith("-") and not ctx.resilient_parsing and \
+                self.get_command(ctx, name) is None:
             from difflib import get_close_matches
 
             from tiup.errors import TiupError
@@ -27,7 +28,7 @@ class MirrorGroup(LazyGroup):
         return super().resolve_command(ctx, args)
 
 
-@click.group(cls=MirrorGroup, table=MIRROR_COMMANDS)
+@click.group(cls=MirrorGroup, table=MIRROR_COMMANDS, invoke_without_command=True)
 @click.option("--repo", metavar="PATH", default=None,
               help="Path to the repository (default: the configured mirror).")
 @click.pass_context
@@ -40,3 +41,6 @@ def mirror(ctx: click.Context, repo: str | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["repo"] = repo
+    if ctx.invoked_subcommand is None:  # `tiup mirror` alone: its help, exit 0 (as TiUP)
+        click.echo(ctx.get_help())
+        ctx.exit(0)

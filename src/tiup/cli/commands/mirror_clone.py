@@ -131,7 +131,7 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
       tiup mirror clone /data/mirror v8.5.1 --os=linux --arch=amd64
       tiup mirror clone /data/mirror --tidb v8.5.1 --tikv all
     """
-    from tiup.cli.clientctx import flush_warnings, open_updater, profile
+    from tiup.cli.clientctx import effective_mirror, flush_warnings, open_updater, profile
     from tiup.clock import now
     from tiup.errors import ExpiredError
     from tiup.repository.clone import check_not_self, clone_mirror, inspect_target
@@ -144,7 +144,7 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
     target = Path(positional[0]).expanduser().absolute()
     opts = build_options(full, oses, archs, prefix, positional[1:], per_component)
     prof = profile()
-    address = source or prof.effective_mirror()
+    address = source or effective_mirror(prof)
     check_not_self(address, target)
     key_dirs = [*([Path(key_dir).expanduser()] if key_dir else []), prof.keys_dir]
     inspect_target(target, key_dirs, force=force)
@@ -171,16 +171,6 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
     return _print_report(report, address)
 
 
-def human_size(n: int) -> str:
-    """``1.5 GiB``-style sizes for messages."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
 def _print_report(report: CloneReport, address: str) -> int:
     for note in report.notes:
         output.info(note)
@@ -202,9 +192,9 @@ def _print_report(report: CloneReport, address: str) -> int:
     elif report.reused_keys and report.updated:
         output.info("The clone was updated with its own keys: clients that trust it need no "
                     "`tiup mirror set` again.")
+    size = output.human_bytes(report.downloaded_bytes)
     output.out(f"Cloned {len(report.components)} components, {report.versions} versions; "
-               f"{report.downloaded} files downloaded ({human_size(report.downloaded_bytes)}), "
-               f"{report.present} already present")
+               f"{report.downloaded} files downloaded ({size}), {report.present} already present")
     if report.failed:
         output.out(f"Failed to fetch {len(report.failed)} files:")
         for where, reason in report.failed:
@@ -293,18 +283,11 @@ class _progress:
 
         if not output.progress_enabled():
             return ProgressSink()
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import Progress
 
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                            DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                            console=output.stderr_console(), transient=True,
-                            refresh_per_second=5)
+        console = output.stderr_console()
+        self.bar = Progress(*output.progress_columns(console.width), console=console,
+                            transient=True, refresh_per_second=5)
         self.bar.__enter__()
         return _RichSink(self.bar)
 

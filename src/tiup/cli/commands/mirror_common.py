@@ -54,9 +54,10 @@ def mirror_target(ctx: click.Context) -> str | Path:
     Raises:
         RepositoryError: a local mirror that is not a directory.
     """
+    from tiup.cli.clientctx import effective_mirror
     from tiup.client.profile import Profile
 
-    repo = (ctx.obj or {}).get("repo") or Profile().effective_mirror()
+    repo = (ctx.obj or {}).get("repo") or effective_mirror(Profile())
     if repo.startswith(("http://", "https://")):
         return str(repo).rstrip("/")
     return mirror_dir(ctx)
@@ -68,10 +69,11 @@ def mirror_dir(ctx: click.Context) -> Path:
     Raises:
         RepositoryError: an HTTP mirror, or not a directory.
     """
+    from tiup.cli.clientctx import effective_mirror
     from tiup.client.profile import Profile
     from tiup.errors import RepositoryError
 
-    repo = (ctx.obj or {}).get("repo") or Profile().effective_mirror()
+    repo = (ctx.obj or {}).get("repo") or effective_mirror(Profile())
     if repo.startswith(("http://", "https://")):
         from tiup.repository.writer import not_local
 

@@ -43,28 +43,28 @@ def init(path: str, key_dir: str | None, root_days: int | None, index_days: int 
                                       component=component_days, snapshot=snapshot_days,
                                       timestamp=timestamp_days)
     if not target.exists():
-        output.info(f'Target path "{target}" does not exist, creating new directory...')
-    output.info(f'Initializing empty new repository at "{target}", private keys will be '
+        output.say(f'Target path "{target}" does not exist, creating new directory...')
+    output.say(f'Initializing empty new repository at "{target}", private keys will be '
                 f'stored in "{keys}"...')
     try:
         init_mirror(target, now(), key_dir=keys, lifetimes=life)
     except TiupError:
         output.info("Initializing new repository failed.")
         raise
-    output.info(f'New repository initialized at "{target}", private keys are stored in '
+    output.say(f'New repository initialized at "{target}", private keys are stored in '
                 f'"{keys}".')
     if keys.resolve().is_relative_to(target.resolve()):
         output.warn(f"the private keys in {keys} are inside the mirror directory: move keys/ "
                     "out of any directory you publish (later commands find them with "
                     "--key-dir DIR or in $TIUP_HOME/keys)")
-    output.info(f"Use `tiup mirror set {target}` command to set and use the new repository.")
+    output.say(f"Use `tiup mirror set {target}` command to set and use the new repository.")
     try:
         effective = Profile().effective_mirror()
     except TiupError:
         effective = ""
     if effective and not effective.startswith("http") and \
             normalise_address(effective) == str(target.resolve()):
-        output.info(f"{target} is your current mirror: run `tiup mirror set {target}` to trust "
+        output.say(f"{target} is your current mirror: run `tiup mirror set {target}` to trust "
                     "its new root.")
     return 0
 
@@ -105,12 +105,12 @@ def genkey(name: str, show_public: bool, save: bool) -> int:
             save_private_key(path, key)
         except OSError as exc:
             raise TiupError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        output.info(f"Private key has been written to {path}")
+        output.say(f"Private key has been written to {path}")
     if save:
         pub_path = Path(os.getcwd()) / f"{key.keyid[:16]}-public.json"
         try:
             save_public_key(pub_path, key.public, overwrite=True)
         except OSError as exc:
             raise TiupError(f"cannot write {pub_path}: {exc.strerror or exc}") from exc
-        output.info(f"Public key has been written to current working dir: {pub_path}")
+        output.say(f"Public key has been written to current working dir: {pub_path}")
     return 0

@@ -55,14 +55,14 @@ def grant(ctx: click.Context, owner: str, name: str, key_files: tuple[str, ...],
     oid = owner_id(owner)
     mirror = mirror_dir(ctx)
     if not name:
-        output.info(f"No --name is given, using {oid} as default")
+        output.say(f"No --name is given, using {oid} as default")
         name = oid
     files = list(key_files) or [str(Profile().default_key_path)]
     infos = [load_key_file(f) for f in files]
     writer = open_writer(mirror, (), key_dir, default_key=False,
                          lock_timeout=lock_timeout).local()
     ids = writer.run_store(lambda store: do_grant(store, oid, name, infos, threshold))
-    output.info(f"Granted new owner {oid}({name}) with public key {', '.join(ids)}.")
+    output.say(f"Granted new owner {oid}({name}) with public key {', '.join(ids)}.")
     return 0
 
 
@@ -115,16 +115,16 @@ def publish(ctx: click.Context, component: str, version: str, tarball: str, entr
     path = Path(tarball)
     inspect_tarball(path, entry)
     info = FileInfo.of_file(path)
-    output.info(f"uploading {tarball} with {info.length} bytes, sha256: {info.sha256} ...")
+    output.say(f"uploading {tarball} with {info.length} bytes, sha256: {info.sha256} ...")
     job = _PublishJob(cid, ver, plat, entry, path, info, desc, overwrite, hide, standalone)
     with open_writer(target, key_files, key_dir, timeout=timeout,
                      lock_timeout=lock_timeout) as writer:
         done = writer.run(lambda view: job.run(view, writer.keyring), commit_if=bool)
     if not done:
-        output.info(f"{cid} {ver} ({plat}) is already published with the same content; "
+        output.say(f"{cid} {ver} ({plat}) is already published with the same content; "
                     "nothing to do")
         return 0
-    output.info(f"Published {cid} {ver} ({plat}) to {target}")
+    output.say(f"Published {cid} {ver} ({plat}) to {target}")
     return 0
 
 
@@ -145,12 +145,12 @@ class _PublishJob:
         """Build, sign and stage the next manifest; False when nothing changes."""
         from tiup.manifest.names import ComponentId, VersionStr
         from tiup.repository.publish import owner_of_key, owner_signers, plan_publish
-        from tiup.repository.store import IndexFlags, sign
+        from tiup.repository.store import IndexFlags, sign_component
 
         existing = store.index.components.get(self.cid)
         if existing is None:
             owner = owner_of_key(store, ring)
-            output.info(f"Creating component {self.cid}")
+            output.say(f"Creating component {self.cid}")
             flags = IndexFlags(hidden=self.hide, standalone=self.standalone, owner=owner)
         else:
             owner = existing.owner
@@ -163,7 +163,7 @@ class _PublishJob:
                             now=store.now)
         if plan.manifest is None:
             return False
-        envelope = sign(plan.manifest, owner_signers(store, owner, ring))
+        envelope = sign_component(plan.manifest, owner_signers(store, owner, ring))
         store.publish_component(envelope, self.path, tarball_name=plan.tarball_name,
                                 flags=flags)
         return True

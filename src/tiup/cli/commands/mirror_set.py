@@ -10,9 +10,10 @@ from tiup.cli import output
 @click.command("show", short_help="Show the mirror address")
 def show() -> int:
     """Show the mirror address in use (TIUP_MIRRORS, else tiup.toml, else the default)."""
+    from tiup.cli.clientctx import effective_mirror
     from tiup.client.profile import Profile
 
-    output.out(Profile().effective_mirror())
+    output.out(effective_mirror(Profile()))
     return 0
 
 

@@ -40,13 +40,14 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
       tiup mirror verify /data/mirror --at +90d     # still valid in 90 days?
       tiup mirror verify . --root trusted-root.json --skip-tarballs --json
     """
+    from tiup.cli.clientctx import effective_mirror
     from tiup.client.profile import Profile
     from tiup.errors import FetchError, UsageError
     from tiup.manifest.timefmt import parse_user_time
     from tiup.repository.audit import TARBALLS_ALL, TARBALLS_EXIST, TARBALLS_SKIP, audit_mirror
     from tiup.transport import open_fetcher
 
-    target = path or (ctx.obj or {}).get("repo") or Profile().effective_mirror()
+    target = path or (ctx.obj or {}).get("repo") or effective_mirror(Profile())
     now = clock.now()
     if at:
         try:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tiup.cli import output
-from tiup.cli.clientctx import open_updater, profile
+from tiup.cli.clientctx import effective_mirror, open_updater, profile
 from tiup.cli.driver import DriverArgs
 from tiup.client.profile import Profile
 from tiup.client.updater import Updater
@@ -22,7 +22,7 @@ from tiup.errors import InstallError, TiupError
 from tiup.manifest.models import Component
 
 
-def _installed_binary(prof: Profile, updater: Updater | None, comp: str, wanted: str
+def installed_binary(prof: Profile, updater: Updater | None, comp: str, wanted: str
                       ) -> tuple[str, Path] | None:
     """(version, binary) of the installed version to run, or None.
 
@@ -103,7 +103,7 @@ def print_binary(d: DriverArgs) -> int:
     comp, wanted = parse_spec(d.binary)
     prof = profile()
     updater = open_updater(prof, "tiup --binary")
-    found = _installed_binary(prof, updater, comp, wanted)
+    found = installed_binary(prof, updater, comp, wanted)
     if found is None:
         raise not_installed_error(comp, wanted)
     output.out(str(found[1].resolve()))
@@ -133,15 +133,15 @@ def run_component(d: DriverArgs) -> int:
         binary = Path(d.binpath).resolve()
         return run_binary(str(prof.home), prof.env, comp=comp, binary=str(binary),
                           args=d.rest, user_version=wanted, tag=d.tag,
-                          mirror=prof.effective_mirror(), announce=announce)
+                          mirror=effective_mirror(prof), announce=announce)
     try:
-        found = None if d.force_pull else _installed_binary(prof, updater, comp, wanted)
+        found = None if d.force_pull else installed_binary(prof, updater, comp, wanted)
     except Damaged as damaged:
         try:
             _repair(prof, updater, damaged)
         finally:
             updater.close()
-        found = _installed_binary(prof, updater, comp, damaged.version)
+        found = installed_binary(prof, updater, comp, damaged.version)
     if found is None:
         shown = wanted if wanted else ""
         output.info(f"The component `{comp}` version {shown} is not installed; "
@@ -153,13 +153,13 @@ def run_component(d: DriverArgs) -> int:
             updater.close()
         if version is None:
             raise not_installed_error(comp, wanted)
-        found = _installed_binary(prof, updater, comp, version)
+        found = installed_binary(prof, updater, comp, version)
         if found is None:
             raise not_installed_error(comp, wanted)
     _version, binary = found
     sys.stdout.flush()
     return run_binary(str(prof.home), prof.env, comp=comp, binary=str(binary), args=d.rest,
-                      user_version=wanted, tag=d.tag, mirror=prof.effective_mirror(),
+                      user_version=wanted, tag=d.tag, mirror=effective_mirror(prof),
                       announce=announce)
 
 
@@ -173,7 +173,7 @@ def component_help(comp: str) -> int | None:
         from tiup.client.resolve import parse_spec
 
         name, wanted = parse_spec(comp)
-        if _installed_binary(prof, None, name, wanted) is None:
+        if installed_binary(prof, None, name, wanted) is None:
             return None
     except Damaged:
         pass  # run_component repairs it

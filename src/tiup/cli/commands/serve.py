@@ -172,6 +172,8 @@ def serve_cmd(directory: str | None, **kw: Any) -> int:
     Files: GET/HEAD of the mirror's top-level files, with Range, ETag and caching
     headers; never keys/, subdirectories or directory listings.
     API:   POST /api/v1/tarball/<sid>, /api/v1/component/<sid>/<name>, /api/v1/rotate.
+    Page:  / (for browsers) and /ui/: components, versions, expiry and verification.
+    Metrics: GET /metrics (Prometheus text format).
 
     Runs until SIGINT/SIGTERM (exit 0).
     """

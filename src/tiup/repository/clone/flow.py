@@ -61,7 +61,7 @@ from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.local_storage import LocalStorage
 from tiup.repository.state import MirrorState
-from tiup.repository.store import IndexFlags, Store, sign
+from tiup.repository.store import IndexFlags, Store, sign_component
 from tiup.settings import Settings, current
 from tiup.transport.address import normalise_address
 
@@ -386,7 +386,8 @@ def _write_components(store: Store, plans: list[_Plan], fetched: FetchResult, ri
             owner = store.index.owners[OWNER]
             signers = ring.threshold_signers(f"owner {OWNER}", owner.keys,
                                              owner.effective_threshold)
-        store.publish_component(sign(comp, signers), flags=flags, allow_version_jump=True)
+        store.publish_component(sign_component(comp, signers), flags=flags,
+                                allow_version_jump=True)
         report.updated.append(plan.comp_id)
         changed = True
     return changed
