@@ -327,3 +327,22 @@ def test_tiup_mirrors_notice_once_per_run(tiup, installed: RepoSim, tmp_path: Pa
     assert r.stderr == ""
     (clean_home / "tiup.toml").unlink()
     assert tiup("mirror", "show", env={"TIUP_MIRRORS": str(other.path)}).stderr == ""
+
+
+def test_tiup_mirrors_notice_on_the_offline_list_fast_path(  # type: ignore[no-untyped-def]
+        tiup, installed: RepoSim, tmp_path: Path) -> None:
+    """``tiup --offline list`` is answered before click loads; it still warns once."""
+    other = RepoSim(tmp_path / "other")
+    other.publish("hello", "v0.0.2", files={"hello": script("exit 0")})
+    assert tiup("list", env={**ENV, "TIUP_MIRRORS": str(other.path)}).returncode == 0
+    r = tiup("--offline", "list", env={**ENV, "TIUP_MIRRORS": str(other.path)},
+             subprocess=True)
+    assert r.returncode == 0, r.output
+    assert [x for x in r.stderr.splitlines() if "TIUP_MIRRORS" in x] == [
+        f"Warning: both the mirror of tiup.toml ({installed.path}) and TIUP_MIRRORS "
+        f"({other.path}) are set: using TIUP_MIRRORS for this run only; tiup.toml is not "
+        f"changed (run `tiup mirror set {other.path}` to make it the default)"]
+    assert "hello" in r.stdout
+    # without the variable the fast path answers, and says nothing on stderr
+    r = tiup("--offline", "list", env=ENV, subprocess=True)
+    assert r.returncode == 0 and r.stderr == "" and "hello" in r.stdout

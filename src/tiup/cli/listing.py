@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tiup.cli.driver import DriverArgs
+    from tiup.client.profile import Profile
     from tiup.manifest.models import Component, Index
 
 Row = dict[str, Any]
@@ -98,6 +99,8 @@ def fast_list(d: DriverArgs) -> int | None:
     try:
         prof = Profile(Path(home_dir(env)), env=env)
         state = prof.mirror_state(prof.effective_mirror())
+        if _env_mirror_differs(prof):
+            return None  # the full command prints the TIUP_MIRRORS notice
     except TiupError:
         return None
     rows = cached_rows(state.manifests_dir, state.root_path, prof.installed_versions,
@@ -111,6 +114,20 @@ def fast_list(d: DriverArgs) -> int | None:
     except BrokenPipeError:
         return 1
     return 0
+
+
+def _env_mirror_differs(prof: Profile) -> bool:
+    """``TIUP_MIRRORS`` names another mirror than ``tiup.toml`` (the case the full
+    command warns about once per run)."""
+    from_env = prof.env.get("TIUP_MIRRORS")
+    if not from_env:
+        return False
+    configured = prof.configured_mirror()
+    if configured is None:
+        return False
+    from tiup.transport.address import normalise_address
+
+    return normalise_address(configured) != normalise_address(from_env)
 
 
 def cached_rows(manifests: os.PathLike[str], anchor: os.PathLike[str],
