@@ -45,7 +45,7 @@ EPOCH = (2020, 1, 1, 0, 0, 0)
 LAUNCHER_MARK = "# tiup-python-launcher"
 
 PROLOGUE = """#!/bin/sh
-{mark} {version} linux/{arch}
+{mark} {version} linux/{arch} {pylist}
 # tiup (Python implementation, https://github.com/pingcap/tiup compatible): a shell
 # prologue and a zip archive run by python3 >= 3.11 (Python {pythons}).
 for py in ${{TIUP_PYTHON:-}} python3.13 python3.12 python3.11 python3; do
@@ -109,7 +109,8 @@ def fetch_wheels(arch: str, python: str, pinned: list[str]) -> list[Path]:
         try:
             versions = dict(p.split("==") for p in pinned)
             wanted = [f"{n}=={versions[n.lower().replace('_', '-')]}" for n in top_level()]
-            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+            cmd = [sys.executable, "-m", "pip", "download", "--quiet",
+                   "--disable-pip-version-check",
                    "-d", str(where), "--only-binary=:all:", "--implementation", "cp",
                    "--python-version", python, "-c", constraints]
             for tag in MANYLINUX:
@@ -181,7 +182,7 @@ def build_launcher(arch: str, version: str, wheels: dict[str, list[Path]]) -> by
         for name in sorted(files):  # wheels are compressed already: stored as they are
             zf.writestr(zipfile.ZipInfo("wheels/" + name, EPOCH), files[name])
     prologue = PROLOGUE.format(mark=LAUNCHER_MARK, version=version, arch=arch,
-                               pythons=", ".join(wheels))
+                               pythons=", ".join(wheels), pylist=",".join(wheels))
     return prologue.encode() + buf.getvalue()
 
 
