@@ -47,11 +47,18 @@ LAUNCHER_MARK = "# tiup-python-launcher"
 PROLOGUE = """#!/bin/sh
 {mark} {version} linux/{arch} {pylist}
 # tiup (Python implementation, https://github.com/pingcap/tiup compatible): a shell
-# prologue and a zip archive run by python3 >= 3.11 (Python {pythons}).
+# prologue and a zip archive run by python3 >= 3.11 (Python {pythons}). Once unpacked
+# (first run), it starts from $TIUP_HOME/runtime/{build}-<python version>/.
+rt=${{TIUP_HOME:-$HOME/.tiup}}/runtime/{build}
 for py in ${{TIUP_PYTHON:-}} python3.13 python3.12 python3.11 python3; do
-    if command -v "$py" >/dev/null 2>&1; then exec "$py" -sE "$0" "$@"; fi
+    if command -v "$py" >/dev/null 2>&1; then
+        case "$py" in python3.1[1-9])
+            [ -f "$rt-${{py#python}}/_run.py" ] && exec "$py" -sE "$rt-${{py#python}}/_run.py" "$0" "$@" ;;
+        esac
+        exec "$py" -sE "$0" "$@"
+    fi
 done
-echo "Error: tiup needs python3 >= 3.11 and none was found on PATH: install python3.11 \
+echo "Error: tiup needs python3 >= 3.11 and none was found on PATH: install python3.11 \\
 (RHEL/Rocky 8 and 9: dnf install python3.11) or set TIUP_PYTHON to its path" >&2
 exit 127
 """
@@ -182,7 +189,8 @@ def build_launcher(arch: str, version: str, wheels: dict[str, list[Path]]) -> by
         for name in sorted(files):  # wheels are compressed already: stored as they are
             zf.writestr(zipfile.ZipInfo("wheels/" + name, EPOCH), files[name])
     prologue = PROLOGUE.format(mark=LAUNCHER_MARK, version=version, arch=arch,
-                               pythons=", ".join(wheels), pylist=",".join(wheels))
+                               pythons=", ".join(wheels), pylist=",".join(wheels),
+                               build=build)
     return prologue.encode() + buf.getvalue()
 
 

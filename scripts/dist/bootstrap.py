@@ -18,6 +18,16 @@ PLATFORM = "@PLATFORM@"
 PYTHONS = "@PYTHONS@".split(",")  # e.g. 3.11,3.12,3.13
 
 
+#: The start script of the unpacked directory: the shell prologue runs it directly when
+#: it exists (no zip to open), with the path of the tiup file first.
+RUN = """import os, sys
+import tiup
+tiup.LAUNCHER = os.path.abspath(sys.argv.pop(1))
+from tiup.cli.entry import main
+sys.exit(main())
+"""
+
+
 def _fail(message):
     sys.stderr.write("Error: " + message + "\n")
     sys.exit(1)
@@ -47,6 +57,8 @@ def _unpack(archive, target, tag):
             for name in build["wheels"][tag]:
                 with outer.open("wheels/" + name) as fh, zipfile.ZipFile(fh) as wheel:
                     _extract_wheel(wheel, tmp, name)
+        with open(os.path.join(tmp, "_run.py"), "w") as fh:
+            fh.write(RUN)
         try:
             os.rename(tmp, target)
         except OSError:

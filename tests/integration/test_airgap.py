@@ -176,6 +176,7 @@ def test_the_guide_in_an_air_gap(carried: Carried, tmp_path: Path) -> None:
     # nothing of the development tree was used: tiup ran from its own unpacked wheels
     runtime = list((home / ".tiup" / "runtime").iterdir())
     assert len(runtime) == 1 and (runtime[0] / "tiup" / "cli" / "entry.py").is_file()
+    assert (runtime[0] / "_run.py").is_file()  # later runs start from it, not the zip
 
     # tiup mirror serve answers on 127.0.0.1 inside the namespace
     port = 8989  # the namespace has its own, empty, port space
