@@ -43,6 +43,8 @@ MANYLINUX = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_26", "manylinux_2_
 #: the fixed time of every file in the artifact: the same inputs build the same bytes
 EPOCH = (2020, 1, 1, 0, 0, 0)
 LAUNCHER_MARK = "# tiup-python-launcher"
+#: the component's description in the mirror: what a Go client's `update --self` installs
+DESCRIPTION = "tiup (Python build; needs python3 >= 3.11)"
 
 PROLOGUE = """#!/bin/sh
 {mark} {version} linux/{arch} {pylist}
@@ -235,6 +237,8 @@ def main() -> int:
         path = build(arch, version, Path(args.out), pythons)
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, "
               f"{time.monotonic() - start:.1f} s)")
+        print(f"  publish: tiup mirror publish tiup {version} {path} tiup --os linux "
+              f'--arch {arch} --desc "{DESCRIPTION}"')
     return 0
 
 
