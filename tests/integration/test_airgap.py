@@ -126,8 +126,10 @@ def carried(tmp_path_factory: pytest.TempPathFactory) -> Carried:
     # the unversioned copy the install scripts read: the newest stable tiup
     assert (mirror / "tiup-linux-amd64.tar.gz").read_bytes() == tarball_a.read_bytes()
     offline = base / "offline"
-    out = admin(home, "mirror", "clone", str(offline), "--tiup", "latest", "--hello", "latest",
-                "--os", "linux", "--arch", "amd64")
+    # with the global version, as the guide clones (`tiup mirror clone DIR v8.5.1`): tiup has
+    # no such version, so its newest stable one is taken
+    out = admin(home, "mirror", "clone", str(offline), "v0.0.1", "--os", "linux",
+                "--arch", "amd64")
     assert "without verification" not in out
     assert (offline / "tiup-linux-amd64.tar.gz").read_bytes() == tarball_a.read_bytes()
     assert (offline / "local_install.sh").is_file()
@@ -235,6 +237,9 @@ def test_update_self_and_rollback_in_the_air_gap(carried: Carried, tmp_path: Pat
     assert tiup.stat().st_mode & 0o777 == 0o755
     assert not (tiup.parent / ".tiup.old").exists()
     assert before != tiup.read_bytes()
+    # unpacked: A's (which ran the update) and B's (which answered --version), no other
+    runtime = home / ".tiup" / "runtime"
+    assert len([p for p in runtime.iterdir() if not p.name.startswith(".")]) == 2
     # the same again: nothing to do
     r = airgap(home, f"{tiup} update --self")
     assert r.returncode == 0 and f"already the newest version in the mirror ({VERSION_B})" \

@@ -140,3 +140,71 @@ def test_extraction_without_data_filter(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(InstallError):
         safe_extract(bad, dest2)
     assert not (tmp_path / "escape").exists()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The amd64 artifact (wheels for Python 3.11 only: the host's), unpacked: its tiup."""
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([str(REPO / "scripts" / "build-dist"), "--arch", "amd64", "--version",
+                           "v7.7.8", "--python", "3.11", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with tarfile.open(out / "tiup-v7.7.8-linux-amd64.tar.gz") as tar:
+        tar.extractall(out, filter="data")
+    return out / "tiup"
+
+
+def _host(tiup: Path, home: Path, path: str, *args: str, **env: str
+          ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["env", "-i", f"HOME={home}", f"PATH={path}",
+                           *(f"{k}={v}" for k, v in env.items()), str(tiup), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_launcher_without_python_says_what_to_install(built: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sh").symlink_to("/bin/sh")
+    r = subprocess.run(["env", "-i", f"HOME={tmp_path}", f"PATH={bin_dir}", "/bin/sh",
+                        str(built), "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 127
+    assert r.stderr == ("Error: tiup needs python3 >= 3.11 and none was found on PATH: install "
+                        "python3.11 (RHEL/Rocky 8 and 9: dnf install python3.11) or set "
+                        "TIUP_PYTHON to its path\n")
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3.11").exists(), reason="needs /usr/bin/python3.11")
+def test_the_launcher_on_a_python_it_has_no_wheels_for(tmp_path: Path) -> None:
+    proc = subprocess.run([str(REPO / "scripts" / "build-dist"), "--arch", "amd64", "--version",
+                           "v7.7.9", "--python", "3.12", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with tarfile.open(tmp_path / "tiup-v7.7.9-linux-amd64.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    r = _host(tmp_path / "tiup", tmp_path, "/usr/bin:/bin", "--version",
+              TIUP_PYTHON="/usr/bin/python3.11")
+    assert r.returncode == 1
+    version = subprocess.run(["/usr/bin/python3.11", "-c",
+                              "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert r.stderr.startswith(
+        f"Error: this tiup (v7.7.9, linux/amd64) runs on Python 3.12, but /usr/bin/python3.11 "
+        f"is Python {version}: install one of them ("), r.stderr
+    assert len(r.stderr.splitlines()) == 1 and not (tmp_path / ".tiup" / "runtime").exists()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3.11").exists(), reason="needs /usr/bin/python3.11")
+def test_concurrent_first_runs_both_work(built: Path, tmp_path: Path) -> None:
+    """Two first runs unpack at once: both answer, one directory stays, no leftovers."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = ["env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", str(built), "--version"]
+    procs = [subprocess.Popen(env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert all(o[0].startswith("7.7.8 tiup (Python") for o in outs), outs
+    runtime = home / ".tiup" / "runtime"
+    assert [p.name.endswith("-3.11") for p in runtime.iterdir()] == [True]
+    assert (next(runtime.iterdir()) / "_run.py").is_file()  # later runs start from it

@@ -17,6 +17,7 @@ interruption after step 3 leaves ``.tiup.old`` next to it (the next update repla
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -99,6 +100,37 @@ def replace_self(current: Path, new: Path, version: str, env: Mapping[str, str])
         "tiup was put back", file=str(current),
         hint="report it to the mirror's administrator (the component `tiup` is broken)",
         code="rolled-back")
+
+
+_RUNTIME = re.compile(r"([0-9a-f]{16})-\d+\.\d+")
+_PROLOGUE_BUILD = re.compile(rb"/runtime/([0-9a-f]{16})\n")
+
+
+def build_of(launcher: Path) -> str | None:
+    """The build id a self-contained ``tiup`` file unpacks under, from its prologue."""
+    try:
+        with launcher.open("rb") as fh:
+            head = fh.read(2048)
+    except OSError:
+        return None
+    match = _PROLOGUE_BUILD.search(head)
+    return match.group(1).decode() if match else None
+
+
+def prune_runtimes(runtime: Path, keep: set[str]) -> list[Path]:
+    """Remove the unpacked directories (``<build>-<python>``) of builds not in ``keep``;
+    half-made ones (``.unpack-*``, maybe another tiup's first run) are left alone."""
+    removed: list[Path] = []
+    try:
+        entries = list(runtime.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _RUNTIME.fullmatch(entry.name)
+        if match and match.group(1) not in keep and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def _answers(path: Path, version: str, env: Mapping[str, str]) -> tuple[bool, str]:

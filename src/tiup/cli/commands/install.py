@@ -169,7 +169,7 @@ def update_self() -> int:
 
     import tiup
     from tiup.client import installer
-    from tiup.client.selfupdate import replace_self, same_file
+    from tiup.client.selfupdate import build_of, prune_runtimes, replace_self, same_file
 
     if tiup.LAUNCHER is None:
         raise SelfUpdateError(
@@ -196,8 +196,14 @@ def update_self() -> int:
         return 0
     from tiup import __version__ as old
 
+    old_build = build_of(current)
     replace_self(current, new, version, os.environ)
     output.out(f"Updated successfully! {current} was v{old}, is now {version}")
+    # the unpacked files of builds older than the previous one go (the previous one may
+    # still be running elsewhere)
+    keep = {b for b in (old_build, build_of(current)) if b}
+    if keep:
+        prune_runtimes(prof.home / "runtime", keep)
     return 0
 
 
@@ -289,7 +295,7 @@ def _uninstall_self(prof: Profile) -> int:
 
     for path in (prof.storage_dir / "cluster" / "packages", prof.components_dir,
                  prof.manifests_dir, prof.home / "manifest", prof.bin_dir, prof.installed_dir,
-                 prof.staging_dir, prof.mirrors_dir):
+                 prof.staging_dir, prof.mirrors_dir, prof.home / "runtime"):
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
             output.out(f"Remove directory '{path}' successfully!")

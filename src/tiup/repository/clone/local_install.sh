@@ -20,7 +20,7 @@ esac
 
 tarball="$script_dir/tiup-$os-$arch.tar.gz"
 if [ ! -f "$tarball" ]; then
-    have=$(cd "$script_dir" && ls tiup-*-*.tar.gz 2>/dev/null | sed -n 's/^tiup-\([a-z0-9]*\)-\([a-z0-9]*\)\.tar\.gz$/\1\/\2/p' | tr '\n' ' ')
+    have=$(cd "$script_dir" && ls tiup-*-*.tar.gz 2>/dev/null | sed -n 's/^tiup-\([a-z0-9]*\)-\([a-z0-9]*\)\.tar\.gz$/\1\/\2/p' | tr '\n' ' ' | sed 's/ $//')
     fail "this mirror has no tiup for $os/$arch ($tarball is missing; it has: ${have:-none}): clone it with \`tiup mirror clone <dir> --tiup latest --os $os --arch $arch\`"
 fi
 for tool in tar gzip; do
@@ -38,7 +38,7 @@ tar -zxf "$tarball" -C "$work" tiup 2>/dev/null || fail "$tarball has no tiup at
 mark=$(sed -n '2p' "$work/tiup" 2>/dev/null | cut -c1-200)
 case "$mark" in
 "# tiup-python-launcher "*)
-    set -- $mark
+    set -f; set -- $mark; set +f
     version=$3; pythons=$5
     [ "$os" = linux ] || fail "this tiup ($version) is built for Linux only"
     glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed -n 's/^glibc \([0-9.]*\)$/\1/p')
@@ -47,23 +47,31 @@ case "$mark" in
     if [ "$gmaj" -lt 2 ] || { [ "$gmaj" -eq 2 ] && [ "$gmin" -lt 28 ]; }; then
         fail "glibc >= 2.28 not found (this host has $glibc): tiup $version needs RHEL/Rocky 8+, Debian 11+, Ubuntu 20.04+ or alike"
     fi
-    id=""; [ -r /etc/os-release ] && id=$(. /etc/os-release && echo "$ID $VERSION_ID")
+    # what to install, and how, on this distribution
+    id=""; name="this system"
+    if [ -r /etc/os-release ]; then
+        id=$(. /etc/os-release && echo "$ID $VERSION_ID")
+        name=$(. /etc/os-release && echo "$NAME $VERSION_ID")
+    fi
+    pkg=python3.11
     case "$id" in
-        rhel*|rocky*|almalinux*|centos*|ol*|openEuler*|openeuler*|kylin*|fedora*)
-            how="dnf install python3.11" ;;
-        ubuntu\ 2[02].*) how="apt-get install python3.11 (Ubuntu 20.04: from the deadsnakes PPA)" ;;
-        debian\ 11*) how="python3.11 is not in Debian 11: build it, or use Debian 12" ;;
-        *) how="apt-get install python3 / dnf install python3.11" ;;
+        rhel*|rocky*|almalinux*|centos*|ol\ *|openEuler*|openeuler*|kylin*|fedora*)
+            how="$name: dnf install python3.11" ;;
+        ubuntu\ 20.*) how="$name: add the deadsnakes PPA, then apt-get install python3.11" ;;
+        ubuntu\ 22.*) how="$name: apt-get install python3.11" ;;
+        debian\ 11*) how="$name has no python3.11 package: build it from python.org" ;;
+        debian*|ubuntu*) pkg=python3; how="$name: apt-get install python3" ;;
+        *) how="$name: your distribution's python3.11 package" ;;
     esac
     py=""
     for cand in ${TIUP_PYTHON:-} python3.13 python3.12 python3.11 python3; do
         if command -v "$cand" >/dev/null 2>&1; then py=$cand; break; fi
     done
-    [ -n "$py" ] || fail "python3 >= 3.11 not found: install python3.11 ($how), or set TIUP_PYTHON to a python3.11+"
+    [ -n "$py" ] || fail "python3 >= 3.11 not found: install $pkg ($how), or set TIUP_PYTHON to its path"
     pyver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || fail "$py does not run"
     case ",$pythons," in
         *",$pyver,"*) ;;
-        *) fail "python3 >= 3.11 not found: $(command -v "$py") is Python $pyver and this tiup runs on Python $pythons: install python3.11 ($how), or set TIUP_PYTHON to one of them" ;;
+        *) fail "python3 >= 3.11 not found: $(command -v "$py") is Python $pyver and this tiup runs on Python $pythons: install $pkg ($how), or set TIUP_PYTHON to its path" ;;
     esac
     for module in ssl zlib; do
         "$py" -c "import $module" 2>/dev/null || fail "$(command -v "$py") has no $module module: install your distribution's python$pyver (not a build without $module), or set TIUP_PYTHON"
