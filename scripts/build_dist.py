@@ -55,9 +55,9 @@ rt=${{TIUP_HOME:-$HOME/.tiup}}/runtime/{build}
 for py in ${{TIUP_PYTHON:-}} python3.13 python3.12 python3.11 python3; do
     if command -v "$py" >/dev/null 2>&1; then
         case "$py" in python3.1[1-9])
-            [ -f "$rt-${{py#python}}/_run.py" ] && exec "$py" -sE "$rt-${{py#python}}/_run.py" "$0" "$@" ;;
+            [ -f "$rt-${{py#python}}/_run.py" ] && exec "$py" -S -E "$rt-${{py#python}}/_run.py" "$0" "$@" ;;
         esac
-        exec "$py" -sE "$0" "$@"
+        exec "$py" -S -E "$0" "$@"
     fi
 done
 echo "Error: tiup needs python3 >= 3.11 and none was found on PATH: install python3.11 \\

@@ -150,7 +150,9 @@ def update(ctx: click.Context, specs: tuple[str, ...], all_: bool, nightly: bool
         click.echo(ctx.get_help())
         return 0
     if self_:
-        return update_self()
+        code = update_self()
+        if not (specs or all_):
+            return code
     targets = list(specs) or _installed_names(profile())
     if not targets:
         output.info("No component is installed.")
