@@ -107,7 +107,7 @@ def cache_root() -> Path:
 
 def fetch_wheels(arch: str, python: str, pinned: list[str]) -> list[Path]:
     """The wheels for ``arch`` and ``python``, from the cache or ``pip download``."""
-    key = hashlib.sha256("\n".join(pinned).encode()).hexdigest()[:12]
+    key = hashlib.sha256("\n".join([*pinned, *MANYLINUX]).encode()).hexdigest()[:12]
     where = cache_root() / f"{arch}-cp{python.replace('.', '')}-{key}"
     done = where / ".complete"
     if not done.exists():
