@@ -54,8 +54,10 @@ PROLOGUE = """#!/bin/sh
 rt=${{TIUP_HOME:-$HOME/.tiup}}/runtime/{build}
 for py in ${{TIUP_PYTHON:-}} python3.13 python3.12 python3.11 python3; do
     if command -v "$py" >/dev/null 2>&1; then
-        case "$py" in python3.1[1-9])
-            [ -f "$rt-${{py#python}}/_run.py" ] && exec "$py" -S -E "$rt-${{py#python}}/_run.py" "$0" "$@" ;;
+        b=${{py##*/}}
+        case "$b" in python3.1[1-9])
+            run="$rt-${{b#python}}/_run.py"
+            [ -f "$run" ] && exec "$py" -S -E "$run" "$0" "$@" ;;
         esac
         exec "$py" -S -E "$0" "$@"
     fi

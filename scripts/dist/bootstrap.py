@@ -21,9 +21,17 @@ PYTHONS = "@PYTHONS@".split(",")  # e.g. 3.11,3.12,3.13
 #: The start script of the unpacked directory: the shell prologue runs it directly when
 #: it exists (no zip to open), with the path of the tiup file first.
 RUN = """import os, sys
-import tiup
-tiup.LAUNCHER = os.path.abspath(sys.argv.pop(1))
-from tiup.cli.entry import main
+launcher = os.path.abspath(sys.argv.pop(1))
+try:
+    import tiup
+    from tiup.cli.entry import main
+except ImportError as exc:  # damaged: unpack again from the tiup file
+    import shutil
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.stderr.write("Warning: %s is damaged (%s); unpacking it again\\n" % (here, exc))
+    shutil.rmtree(here, ignore_errors=True)
+    os.execv(sys.executable, [sys.executable, "-S", "-E", launcher] + sys.argv[1:])
+tiup.LAUNCHER = launcher
 sys.exit(main())
 """
 

@@ -208,3 +208,18 @@ def test_concurrent_first_runs_both_work(built: Path, tmp_path: Path) -> None:
     runtime = home / ".tiup" / "runtime"
     assert [p.name.endswith("-3.11") for p in runtime.iterdir()] == [True]
     assert (next(runtime.iterdir()) / "_run.py").is_file()  # later runs start from it
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3.11").exists(), reason="needs /usr/bin/python3.11")
+def test_a_damaged_runtime_is_unpacked_again(built: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    cmd = ["env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", str(built), "--version"]
+    assert subprocess.run(cmd, capture_output=True, timeout=300).returncode == 0
+    (runtime,) = (home / ".tiup" / "runtime").iterdir()
+    (runtime / "tiup" / "cli" / "entry.py").unlink()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("7.7.8 tiup (Python"), r.stderr
+    assert r.stderr.startswith(f"Warning: {runtime} is damaged (") and \
+        r.stderr.endswith("; unpacking it again\n"), r.stderr
+    assert (runtime / "tiup" / "cli" / "entry.py").is_file()
