@@ -223,3 +223,25 @@ def test_a_damaged_runtime_is_unpacked_again(built: Path, tmp_path: Path) -> Non
     assert r.stderr.startswith(f"Warning: {runtime} is damaged (") and \
         r.stderr.endswith("; unpacking it again\n"), r.stderr
     assert (runtime / "tiup" / "cli" / "entry.py").is_file()
+
+
+def test_publishing_tiup_through_a_server_writes_the_bootstrap_copy(
+        tiup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Over tiup-server's publish API too, the newest stable tiup is copied to the file the
+    install scripts read, and a client of that server downloads it."""
+    from serverkit import PLAT_ARGS, make_setup, start_server
+
+    setup = make_setup(tmp_path / "data")
+    srv = start_server(setup.mirror, "--key-dir", str(setup.keys), workdir=tmp_path)
+    try:
+        tb = make_tarball(tmp_path / "t.tgz", "tiup", b"#!/bin/sh\necho tiup\n")
+        r = tiup("mirror", "--repo", srv.url, "publish", "tiup", "v1.0.0", str(tb), "tiup",
+                 "-k", str(setup.owner_key), *PLAT_ARGS,
+                 env={**ENV, "TIUP_HOME": str(tmp_path / "publisher")})
+        assert r.returncode == 0, r.output
+        boot = f"tiup-{PLAT_ARGS[1]}-{PLAT_ARGS[3]}.tar.gz"
+        resp = srv.pool().request("GET", f"{srv.url}/{boot}")
+        assert resp.status == 200 and resp.data == tb.read_bytes()
+    finally:
+        assert srv.stop() == 0
+    assert_valid(setup.mirror)
