@@ -32,7 +32,8 @@ bin_dir="$TIUP_HOME/bin"
 mkdir -p "$bin_dir"
 work=$(mktemp -d "$bin_dir/.install.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-tar -zxf "$tarball" -C "$work" tiup 2>/dev/null || fail "$tarball has no tiup at its top"
+tar -zxf "$tarball" -C "$work" || fail "cannot extract $tarball"
+[ -f "$work/tiup" ] || fail "$tarball has no tiup at its top"
 
 # The Python build of tiup (a shell prologue and a zip archive) needs glibc and python3.
 mark=$(sed -n '2p' "$work/tiup" 2>/dev/null | cut -c1-200)
