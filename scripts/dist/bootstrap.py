@@ -105,9 +105,9 @@ def main():
     tag = "%d.%d" % sys.version_info[:2]
     if sys.version_info < (3, 11) or tag not in PYTHONS:
         _fail("this tiup (%s, %s) runs on Python %s, but %s is Python %s: install one of "
-              "them (RHEL/Rocky 8 and 9: dnf install python3.11; Ubuntu 20.04 and 22.04: "
-              "python3.11 from the deadsnakes PPA; Debian 11: python3.11 from backports) or "
-              "set TIUP_PYTHON to its path"
+              "them (RHEL/Rocky 8 and 9: dnf install python3.11; Ubuntu 22.04: apt-get install "
+              "python3.11; Ubuntu 20.04: python3.11 from the deadsnakes PPA) or set "
+              "TIUP_PYTHON to its path"
               % (VERSION, PLATFORM, " or ".join(PYTHONS), sys.executable,
                  sys.version.split()[0]))
     archive = os.path.abspath(sys.argv[0])

@@ -245,3 +245,54 @@ def test_publishing_tiup_through_a_server_writes_the_bootstrap_copy(
     finally:
         assert srv.stop() == 0
     assert_valid(setup.mirror)
+
+
+PYENV = Path("/root/.pyenv/versions")
+
+
+def _pyenv(prefix: str) -> Path | None:
+    """A pyenv interpreter of that version on this machine, if any."""
+    found = sorted(PYENV.glob(f"{prefix}.*/bin/python3")) if PYENV.is_dir() else []
+    return found[-1] if found else None
+
+
+@pytest.fixture(scope="module")
+def built_all(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The amd64 artifact as released (wheels for 3.11, 3.12 and 3.13), unpacked."""
+    out = tmp_path_factory.mktemp("dist-all")
+    proc = subprocess.run([str(REPO / "scripts" / "build-dist"), "--arch", "amd64", "--version",
+                           "v7.7.10", "--out", str(out)], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with tarfile.open(out / "tiup-v7.7.10-linux-amd64.tar.gz") as tar:
+        tar.extractall(out, filter="data")
+    return out / "tiup"
+
+
+@pytest.mark.parametrize("minor", ["3.12", "3.13"])
+def test_the_artifact_runs_on_newer_pythons(built_all: Path, tmp_path: Path, minor: str
+                                           ) -> None:
+    """Its native wheels for each carried version load: cryptography signs a key file."""
+    python = _pyenv(minor)
+    if python is None:
+        pytest.skip(f"no Python {minor} interpreter on this machine (pyenv)")
+    r = _host(built_all, tmp_path, "/usr/bin:/bin", "mirror", "genkey", "--name", "k",
+              TIUP_PYTHON=str(python), TIUP_HOME=str(tmp_path / "home"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads((tmp_path / "home" / "keys" / "k.json").read_text())["keytype"] == "rsa"
+    assert [p.name.rsplit("-", 1)[1] for p in (tmp_path / "home" / "runtime").iterdir()] == \
+        [minor]
+
+
+@pytest.mark.parametrize("minor", ["3.9", "3.6"])
+def test_the_artifact_on_an_old_python_says_what_to_install(built_all: Path, tmp_path: Path,
+                                                           minor: str) -> None:
+    python = _pyenv(minor)
+    if python is None:
+        pytest.skip(f"no Python {minor} interpreter on this machine (pyenv)")
+    r = _host(built_all, tmp_path, "/usr/bin:/bin", "--version", TIUP_PYTHON=str(python))
+    assert r.returncode == 1
+    assert r.stderr.startswith(
+        f"Error: this tiup (v7.7.10, linux/amd64) runs on Python 3.11 or 3.12 or 3.13, but "
+        f"{python} is Python {minor}."), r.stderr
+    assert "dnf install python3.11" in r.stderr and len(r.stderr.splitlines()) == 1
