@@ -38,7 +38,8 @@ translated into this tree at the boundary where they occur, with
     │   └── TarballError            a published tarball is unusable or does not match
     │       └── MissingTarballError a manifest names a tarball nobody uploaded
     ├── InstallError                a component could not be installed or run
-    │   └── DamagedInstallError     an installed version's files are gone or broken
+    │   ├── DamagedInstallError     an installed version's files are gone or broken
+    │   └── SelfUpdateError         ``tiup update --self`` cannot replace this tiup
     └── RequestError                the server refuses a request (HTTP status + JSON code)
         ├── MultipartError          the body is not valid multipart/form-data (400)
         ├── UploadTooLarge          an upload passed the per-upload limit (413)
@@ -281,3 +282,13 @@ class TooManySessions(QuotaError):
 
     http_status = 429
     http_code = "TOO MANY SESSIONS"
+
+
+class SelfUpdateError(InstallError):
+    """``tiup update --self`` did not replace the running tiup (nothing was lost).
+
+    ``code``: ``"not-self-contained"`` (a pip or venv install), ``"no-tiup"`` (the
+    mirror has no ``tiup`` for this platform), ``"replace-failed"`` (the file could not
+    be replaced), ``"rolled-back"`` (the new one did not answer ``tiup --version``; the
+    previous one is back).
+    """

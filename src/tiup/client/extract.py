@@ -151,6 +151,34 @@ def _filter(tarball: str, dest: str, seen: set[str]
     return apply
 
 
+def _extract_unfiltered(tar: tarfile.TarFile, members: list[tarfile.TarInfo], where: str,
+                        dest: Path, seen: set[str]) -> None:
+    """What ``tarfile.data_filter`` does, for a Python without it: each (pre-checked)
+    member is checked again as it is written, so that no path, through a link extracted
+    before it, resolves outside ``dest``; permissions are those of a data filter, the
+    owner is this user."""
+    import copy
+
+    root = os.path.realpath(dest)
+
+    def inside(path: str) -> bool:
+        return path == root or path.startswith(root + os.sep)
+
+    for member in members:
+        name = check_member(member, where, seen)
+        path = os.path.realpath(os.path.join(root, name))
+        if not inside(path):
+            raise _bad(where, member.name, "its path leads outside the component")
+        if member.issym() and not inside(os.path.realpath(
+                os.path.join(os.path.dirname(path), member.linkname))):
+            raise _bad(where, member.name, "symlink points outside the component")
+        safe = copy.copy(member)
+        mode = member.mode & 0o777 & ~_umask()
+        safe.mode = mode | (0o600 if member.isreg() else 0o700 if member.isdir() else 0)
+        safe.uid, safe.gid, safe.uname, safe.gname = os.getuid(), os.getgid(), "", ""
+        tar.extract(safe, dest, numeric_owner=True)
+
+
 class _Stream(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
     def seek(self, offset: int, whence: int = 0, /) -> int: ...
@@ -261,8 +289,11 @@ def safe_extract(tarball: Path, dest: Path, limits: ExtractLimits | None = None)
                 capped = _CappedReader(stream, limits.max_bytes, where)
                 with tarfile.open(fileobj=capped, mode="r:") as tar:  # type: ignore[call-overload]
                     members = _checked_members(tar, where, limits)
-                    tar.extractall(dest, members=members,  # noqa: S202 - filtered, pre-checked
-                                   filter=_filter(where, str(dest), seen))
+                    if hasattr(tarfile, "data_filter"):
+                        tar.extractall(dest, members=members,  # noqa: S202 - pre-checked
+                                       filter=_filter(where, str(dest), seen))
+                    else:  # Python < 3.11.4 (Debian 12's /usr/bin/python3 is 3.11.2)
+                        _extract_unfiltered(tar, members, where, dest, seen)
             finally:
                 stream.close()
     except InstallError:

@@ -54,10 +54,12 @@ from tiup.manifest.models import (
     VersionItem,
 )
 from tiup.manifest.names import (
+    bootstrap_name,
     component_id,
     is_tarball_file,
     versioned_url,
 )
+from tiup.manifest.versions import latest_stable
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import Lifetimes, load_lifetimes, renew
 from tiup.repository.local_storage import LocalStorage
@@ -328,6 +330,8 @@ class Store:
         claims = self._claim_names(cid, changed, old)
         if tarball is not None:
             self._take_tarball(comp, tarball, tarball_name or tarball.name, claims)
+            if cid == "tiup":
+                self._stage_bootstrap(comp, tarball, tarball_name or tarball.name, changed)
         for plat, ver, item in changed:
             if not item.yanked:
                 self._check_tarball(cid, plat, ver, item)
@@ -382,6 +386,19 @@ class Store:
                                f"{comp.id} has url /{name}", file=name)
         info = self.stage_tarball(name, path)
         hashing.check(name, info, item, error=TarballError)
+
+    def _stage_bootstrap(self, comp: Component, path: Path, name: str,
+                         changed: list[tuple[str, str, VersionItem]]) -> None:
+        """``tiup-<os>-<arch>.tar.gz``, the file install scripts read: a copy of the
+        published ``tiup`` tarball when it is the newest stable version of its platform
+        (the tarball was checked against its item just before)."""
+        for plat, ver, item in changed:
+            if item.url != "/" + name or item.yanked:
+                continue
+            live = [v for v, it in comp.platforms.get(plat, {}).items() if not it.yanked]
+            if latest_stable(live) == ver:
+                os_name, _, arch = plat.partition("/")
+                self.stage_tarball(bootstrap_name(os_name, arch), path)
 
     def _check_tarball(self, cid: str, plat: str, ver: str, item: VersionItem) -> None:
         name = item.url.lstrip("/")

@@ -25,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import tiup
 from tiup.errors import MissingKeyError, TiupError
 from tiup.server.app import MirrorApp
 from tiup.server.config import ServerConfig
@@ -170,8 +171,13 @@ def start_monitor(config: ServerConfig) -> subprocess.Popen[bytes]:
     """Start the monitor process (:mod:`tiup.server.monitor`) of a server whose config
     names its state directory; it logs to this process's stderr."""
     assert config.state_dir is not None
-    args = [sys.executable, "-m", "tiup.server.monitor", config.mirror, config.state_dir,
-            str(os.getpid())]
+    # ``python -m tiup.server.monitor``, with the directory tiup is imported from first on
+    # the path: the self-contained build (scripts/build-dist) runs from a directory the
+    # interpreter does not know by itself.
+    tiup_root = os.path.dirname(os.path.dirname(os.path.abspath(tiup.__file__)))
+    code = (f"import runpy, sys; sys.path.insert(0, {tiup_root!r}); "
+            "runpy.run_module('tiup.server.monitor', run_name='__main__', alter_sys=True)")
+    args = [sys.executable, "-c", code, config.mirror, config.state_dir, str(os.getpid())]
     if config.upstream:
         args += ["--tarballs", "skip"]  # missing tarballs are fetched from the upstream
     return subprocess.Popen(args, stdin=subprocess.DEVNULL)

@@ -8,7 +8,7 @@ from tiup.cli import output
 from tiup.cli.clientctx import Downloads, flush_warnings, open_updater, profile
 from tiup.client.profile import Profile
 from tiup.client.updater import Updater
-from tiup.errors import InstallError, TiupError, UsageError
+from tiup.errors import InstallError, SelfUpdateError, TiupError, UsageError
 
 NOT_FOUND = "The component `{c}` not found (may be deleted from repository); skipped"
 
@@ -150,10 +150,9 @@ def update(ctx: click.Context, specs: tuple[str, ...], all_: bool, nightly: bool
         click.echo(ctx.get_help())
         return 0
     if self_:
-        raise UsageError(
-            "tiup update --self is not supported by this tiup",
-            hint="upgrade it with the package manager that installed it (e.g. pip)",
-        )
+        code = update_self()
+        if not (specs or all_):
+            return code
     targets = list(specs) or _installed_names(profile())
     if not targets:
         output.info("No component is installed.")
@@ -162,6 +161,52 @@ def update(ctx: click.Context, specs: tuple[str, ...], all_: bool, nightly: bool
     if code == 0:
         output.out("Updated successfully!")
     return code
+
+
+def update_self() -> int:
+    """``tiup update --self``: the newest ``tiup`` of the mirror, installed and verified
+    like any component, replaces the running self-contained tiup (``client.selfupdate``)."""
+    import os
+    from pathlib import Path
+
+    import tiup
+    from tiup.client import installer
+    from tiup.client.selfupdate import build_of, prune_runtimes, replace_self, same_file
+
+    if tiup.LAUNCHER is None:
+        raise SelfUpdateError(
+            "this tiup runs from a Python installation (pip or a virtualenv), not from the "
+            "self-contained build a mirror carries: `tiup update --self` cannot replace it",
+            hint="upgrade it the way it was installed (e.g. pip install -U), or install the "
+                 "mirror's tiup with its local_install.sh", code="not-self-contained")
+    current = Path(tiup.LAUNCHER)
+    prof = profile()
+    updater = open_updater(prof, "tiup update")
+    try:
+        version = install_one(prof, updater, "tiup", "", force=False, quiet_installed=True)
+    finally:
+        updater.close()
+    record = installer.read_record(prof, "tiup", version) if version else None
+    if version is None or record is None:
+        raise SelfUpdateError(
+            f"mirror {updater.address} has no installable `tiup` for this platform",
+            hint="publish one (scripts/build-dist, then tiup mirror publish tiup ...)",
+            code="no-tiup")
+    new = prof.component_dir("tiup", version) / record.entry
+    if same_file(current, new):
+        output.out(f"tiup is already the newest version in the mirror ({version})")
+        return 0
+    from tiup import __version__ as old
+
+    old_build = build_of(current)
+    replace_self(current, new, version, os.environ)
+    output.out(f"Updated successfully! {current} was v{old}, is now {version}")
+    # the unpacked files of builds older than the previous one go (the previous one may
+    # still be running elsewhere)
+    keep = {b for b in (old_build, build_of(current)) if b}
+    if keep:
+        prune_runtimes(prof.home / "runtime", keep)
+    return 0
 
 
 @click.command("uninstall")
@@ -252,7 +297,7 @@ def _uninstall_self(prof: Profile) -> int:
 
     for path in (prof.storage_dir / "cluster" / "packages", prof.components_dir,
                  prof.manifests_dir, prof.home / "manifest", prof.bin_dir, prof.installed_dir,
-                 prof.staging_dir, prof.mirrors_dir):
+                 prof.staging_dir, prof.mirrors_dir, prof.home / "runtime"):
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
             output.out(f"Remove directory '{path}' successfully!")

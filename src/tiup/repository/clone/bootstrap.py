@@ -97,7 +97,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def write_local_install(target: Path) -> None:
     path = target / LOCAL_INSTALL
-    data = LOCAL_INSTALL_SCRIPT.encode()
+    # The script is a file of this package (readable and checkable as a shell script):
+    # host checks, then the steps of Go TiUP's local_install.sh (behavior.md §10.3).
+    data = Path(__file__).with_name(LOCAL_INSTALL).read_bytes()
     try:
         if path.read_bytes() == data:
             return
@@ -107,50 +109,3 @@ def write_local_install(target: Path) -> None:
         atomic_write(path, data, 0o755)
     except OSError as exc:
         raise RepositoryError(f"cannot write {path}: {exc.strerror}", file=str(path)) from exc
-
-
-LOCAL_INSTALL_SCRIPT = r"""#!/bin/sh
-# Install tiup from this offline mirror (written by `tiup mirror clone`).
-set -e
-script_dir=$(cd "$(dirname "$0")" && pwd)
-
-case "$(uname -s)" in
-    Linux) os=linux ;;
-    Darwin) os=darwin ;;
-    *) echo "OS $(uname -s) is not supported" >&2; exit 1 ;;
-esac
-case "$(uname -m)" in
-    amd64|x86_64) arch=amd64 ;;
-    arm64|aarch64) arch=arm64 ;;
-    *) echo "architecture $(uname -m) is not supported" >&2; exit 1 ;;
-esac
-
-TIUP_HOME=${TIUP_HOME:-$HOME/.tiup}
-bin_dir="$TIUP_HOME/bin"
-tarball="$script_dir/tiup-$os-$arch.tar.gz"
-if [ ! -f "$tarball" ]; then
-    echo "this mirror has no tiup for $os/$arch ($tarball)" >&2
-    exit 1
-fi
-mkdir -p "$bin_dir"
-tar -zxf "$tarball" -C "$bin_dir"
-chmod 755 "$bin_dir/tiup"
-cp "$script_dir/root.json" "$bin_dir/root.json"
-rm -rf "$TIUP_HOME/manifests"
-"$bin_dir/tiup" mirror set "$script_dir" --silent
-
-shell=$(basename "${SHELL:-sh}")
-profile=""
-for candidate in "$HOME/.${shell}_profile" "$HOME/.${shell}_login" "$HOME/.${shell}rc"; do
-    if [ -f "$candidate" ]; then profile=$candidate; break; fi
-done
-[ -n "$profile" ] || profile="$HOME/.profile"
-case ":$PATH:" in
-    *":$bin_dir:"*) ;;
-    *) echo "export PATH=$bin_dir:\$PATH" >> "$profile"
-       echo "$profile has been modified to add tiup to PATH" ;;
-esac
-echo "Installed path: $bin_dir/tiup"
-echo "Open a new terminal or source $profile to use it"
-"""
-
