@@ -74,8 +74,9 @@ def _decode(raw: str, name: str) -> bytes:
             i += 3
             continue
         if ch not in _PLAIN and not (ch == " " and name in ("token", "object")):
-            shown = ch if ch.isprintable() else f"U+{ord(ch):04X}"
-            raise _bad(_FORM, f"attribute {name!r} holds {shown!r}, which must be %-encoded")
+            shown = "a character" if name == "pin-value" else (
+                repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}")
+            raise _bad(_FORM, f"attribute {name!r} holds {shown} that must be %-encoded")
         out += ch.encode("ascii")
         i += 1
     return bytes(out)
@@ -166,7 +167,7 @@ def parse_uri(text: str) -> Pkcs11URI:
             name, eq, raw = item.partition("=")
             name = name.lower()
             if not eq or not name:
-                raise _bad(_FORM, f"{item if 'pin' not in name else name!r} is not name=value")
+                raise _bad(_FORM, f"attribute {len(attrs) + 1} is not name=value")
             if name not in allowed:
                 where = "query" if seps == "&" else "path"
                 raise _bad(_FORM, f"unknown {where} attribute {name!r}")
