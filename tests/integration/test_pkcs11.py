@@ -394,3 +394,39 @@ def test_mechanism_not_supported_by_the_token(tiup, hsm: SoftHSM, tmp_path: Path
              env={**ENV, "TIUP_TEST_KEEP_RAW_PSS": "1"}, subprocess=True)
     assert r.returncode == 0, r.output
     assert "0 errors" in _ok(tiup, "mirror", "verify", str(mirror))
+
+
+#: Runs ``tiup`` and writes the names of the modules loaded at exit to $TIUP_PROBE_OUT.
+PROBE = """
+import atexit, os, sys
+out = os.environ["TIUP_PROBE_OUT"]
+atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+from tiup.cli.entry import main
+main()
+"""
+
+
+def test_the_binding_is_loaded_only_when_a_pkcs11_key_is_used(tiup, hsm: SoftHSM,
+                                                              tmp_path: Path) -> None:
+    token = hsm.token("lazy")
+    _ok(tiup, "mirror", "genkey", "--pkcs11", token.uri())
+    _ok(tiup, "mirror", "genkey")
+    mirror = tmp_path / "mirror"
+    _ok(tiup, "mirror", "init", str(mirror))
+    _ok(tiup, "mirror", "--repo", str(mirror), "grant", "alice")
+    _ok(tiup, "mirror", "--repo", str(mirror), "grant", "bob", "-k", token.uri())
+    tarball = str(_tarball(tmp_path))
+
+    def modules(*args: str) -> set[str]:
+        out = tmp_path / "modules.txt"
+        proc = subprocess.run([sys.executable, "-c", PROBE, "mirror", "--repo", str(mirror),
+                               *args], env={**os.environ, **ENV, "TIUP_PROBE_OUT": str(out)},
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return set(out.read_text().split())
+
+    by_file = modules("publish", "hello", "v0.0.1", tarball, "hello")
+    assert "tiup.repository.keyring" in by_file
+    assert not {n for n in by_file if n.split(".")[0] == "pkcs11" or "pkcs11" in n}
+    by_token = modules("publish", "hi", "v0.0.1", tarball, "hello", "-k", token.uri())
+    assert {"pkcs11", "tiup.keys.pkcs11"} <= by_token

@@ -30,11 +30,10 @@ def _prompt(text: str) -> str:
     return getpass.getpass(text)
 
 
-def setup(values: Iterable[str] = ()) -> bool:
-    """Configure PKCS#11 support if any of ``values`` is a ``pkcs11:`` URI (or ``values``
-    is empty and support is asked for). True if it was."""
-    values = list(values)
-    if values and not any(is_uri(v) for v in values):
+def setup(values: Iterable[str]) -> bool:
+    """Configure PKCS#11 support if any of ``values`` is a ``pkcs11:`` URI; True if one is
+    (else nothing is imported)."""
+    if not any(is_uri(v) for v in values):
         return False
     from tiup.keys import pkcs11
     from tiup.settings import current
