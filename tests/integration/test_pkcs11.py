@@ -430,3 +430,65 @@ def test_the_binding_is_loaded_only_when_a_pkcs11_key_is_used(tiup, hsm: SoftHSM
     assert not {n for n in by_file if n.split(".")[0] == "pkcs11" or "pkcs11" in n}
     by_token = modules("publish", "hi", "v0.0.1", tarball, "hello", "-k", token.uri())
     assert {"pkcs11", "tiup.keys.pkcs11"} <= by_token
+
+
+def test_the_server_signs_snapshot_and_timestamp_on_a_token(tiup, hsm: SoftHSM,
+                                                            tmp_path: Path) -> None:
+    """``tiup mirror serve --key 'pkcs11:…'``: each worker process opens the token and signs
+    what a remote publish changes; the result verifies and a fresh client installs it."""
+    from publishkit import NOW
+    from serverkit import start_server
+    from tiup.keys import generate, save_private_key
+    from tiup.keys.pkcs11 import token_key
+    from tiup.manifest.models import Owner
+    from tiup.repository.init import write_initial_mirror
+    from tiup.repository.lifetimes import Lifetimes
+    from tiup.repository.local_storage import LocalStorage
+
+    token = hsm.token("srv")
+    for role in ("snapshot", "timestamp"):
+        _ok(tiup, "mirror", "genkey", "--pkcs11", token.uri(role))
+    snap, ts = token_key(token.uri("snapshot")), token_key(token.uri("timestamp"))
+    root, index, owner = generate(), generate(), generate()
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name, key in (("root", root), ("index", index)):
+        save_private_key(keys / f"{key.keyid[:16]}-{name}.json", key)
+    owner_file = tmp_path / "owner.json"
+    save_private_key(owner_file, owner)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    storage = LocalStorage(mirror)
+    storage.acquire(0)
+    try:
+        write_initial_mirror(storage, {"root": [root], "index": [index], "snapshot": [snap],
+                                       "timestamp": [ts]}, Lifetimes(), NOW,
+                             owners={"jdoe": Owner({owner.keyid: owner.public.keyinfo()},
+                                                   "J. Doe", 1)})
+    finally:
+        storage.release()
+    # without the token keys the server has no snapshot/timestamp key: it says so
+    r = tiup("mirror", "serve", str(mirror), "--key-dir", str(keys), "--addr", "127.0.0.1:1",
+             env=ENV)
+    assert r.returncode == 1 and "of role snapshot" in r.stderr, r.output
+    # a token key without a PIN source is refused before anything starts
+    r = tiup("mirror", "serve", str(mirror), "--key-dir", str(keys), "--key",
+             token.uri("snapshot", pin=False), "--addr", "127.0.0.1:1", env=ENV)
+    assert r.returncode == 2 and "cannot ask for a PIN" in r.stderr, r.output
+    srv = start_server(mirror, "--key-dir", str(keys), "--key", token.uri("snapshot"),
+                       "--key", token.uri("timestamp"), "--workers", "2", workdir=tmp_path)
+    try:
+        _ok(tiup, "mirror", "--repo", srv.url, "publish", "hello", "v0.0.1",
+            str(_tarball(tmp_path)), "hello", "-k", str(owner_file))
+        client = {"TIUP_HOME": str(tmp_path / "client-srv")}
+        _ok(tiup, "mirror", "set", srv.url, env=client)
+        r = tiup("hello", env={**ENV, **client}, subprocess=True)
+        assert r.returncode == 0 and r.stdout == "hello\n", r.output
+    finally:
+        assert srv.stop() == 0
+    timestamp = json.loads((mirror / "timestamp.json").read_text())
+    assert timestamp["signed"]["version"] >= 2
+    assert [s["keyid"] for s in timestamp["signatures"]] == [ts.keyid]
+    snapshot = json.loads((mirror / "snapshot.json").read_text())
+    assert [s["keyid"] for s in snapshot["signatures"]] == [snap.keyid]
+    assert "0 errors" in _ok(tiup, "mirror", "verify", str(mirror))
