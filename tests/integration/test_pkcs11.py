@@ -126,6 +126,15 @@ def test_guide_flow_with_the_owner_key_on_a_token(tiup, hsm: SoftHSM, tmp_path: 
     assert latest["signed"]["version"] == 3 and latest["signed"]["description"] == \
         "signed on a token"
     assert [s["keyid"] for s in latest["signatures"]] == [keyid]
+    # transfer-owner: both owners' keys on their own tokens
+    bob = hsm.token("bob")
+    bob_id = _keyid(_ok(tiup, "mirror", "genkey", "--pkcs11", bob.uri("tiup-owner")))
+    _ok(tiup, "mirror", "grant", "bob", "-k", bob.uri("tiup-owner"), "--key-dir",
+        str(tmp_path / "mirror-keys"))
+    _ok(tiup, "mirror", "transfer-owner", "hello", "bob", "-k", uri, "-k",
+        bob.uri("tiup-owner"), "--key-dir", str(tmp_path / "mirror-keys"))
+    latest = json.loads(sorted(mirror.glob("*.hello.json"))[-1].read_text())
+    assert sorted(s["keyid"] for s in latest["signatures"]) == sorted([keyid, bob_id])
     out = _ok(tiup, "mirror", "verify", str(mirror))
     assert "0 errors" in out
     _fresh_client_runs(tiup, mirror, tmp_path, "owner", "hello\n")
@@ -133,7 +142,8 @@ def test_guide_flow_with_the_owner_key_on_a_token(tiup, hsm: SoftHSM, tmp_path: 
     # the same key through pin-value= (tests only): one warning, the PIN in no output
     # and masked in `tiup history`
     pin_uri = token.uri("tiup-owner", pin=False, extra=f"pin-value={PIN}")
-    r = tiup("mirror", "modify", "hello", "--desc", "again", "-k", pin_uri, "--key-dir",
+    r = tiup("mirror", "modify", "hello", "--desc", "again", "-k", pin_uri, "-k",
+             bob.uri("tiup-owner"), "--key-dir",
              str(tmp_path / "mirror-keys"), env=ENV)
     assert r.returncode == 0, r.output
     assert r.stderr.count("pin-value=") == 1 and "use pin-source=FILE" in r.stderr
