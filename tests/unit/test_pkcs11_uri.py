@@ -75,3 +75,8 @@ def test_redaction_hides_every_pin_value() -> None:
     assert "pkcs11:token=a;object=b?pin-value=******&module-path=/x" in shown
     assert "--key=pkcs11:token=a;PIN-VALUE=******;object=b" in shown
     assert redact(["-k", "pkcs11:token=a;object=b"]) == ["-k", "pkcs11:token=a;object=b"]
+
+
+def test_the_parsed_uri_never_shows_its_pin() -> None:
+    uri = parse_uri("pkcs11:token=t;object=o?pin-value=2468")
+    assert "2468" not in repr(uri) and "2468" not in str(uri) and "2468" not in uri.selector()

@@ -86,8 +86,11 @@ def _decode(raw: str, name: str) -> bytes:
 class Pkcs11URI:
     """A parsed ``pkcs11:`` URI; ``text`` with any ``pin-value`` hidden is :meth:`safe`."""
 
-    attrs: dict[str, bytes] = field(default_factory=dict)
-    text: str = ""
+    attrs: dict[str, bytes] = field(default_factory=dict, repr=False)
+    text: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return f"Pkcs11URI({self.safe()!r})"  # never the PIN, even in a debugger or a log
 
     def get(self, name: str) -> str | None:
         value = self.attrs.get(name)
