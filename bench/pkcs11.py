@@ -3,8 +3,8 @@
 A temporary SoftHSM2 token directory (``SOFTHSM2_CONF``) gets one token; ``tiup.keys.pkcs11``
 generates an RSA-2048 key pair on it (private half not extractable) and a file key is
 generated with ``tiup.keys``. Each signs the canonical bytes of three manifests of the
-sizes tiup signs most: ``timestamp.json`` (~0.3 KB), ``snapshot.json`` of a 150-component
-mirror (~12 KB) and a component manifest with 500 versions (~150 KB). Timed:
+sizes tiup signs most: ``timestamp.json`` (0.4 KB), ``snapshot.json`` of a 150-component
+mirror (4.7 KB) and a component manifest with 500 versions (188 KB). Timed:
 :meth:`PrivateKey.signature` (RSA-PSS SHA-256 with the largest salt, then the
 verification against the public key that every signature gets, ADR 0006), interleaved,
 ``--rounds`` rounds of ``--n`` signatures each; the median per signature is reported, and
