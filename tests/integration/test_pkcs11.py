@@ -390,20 +390,47 @@ def test_errors_a_user_meets(tiup, hsm: SoftHSM, tmp_path: Path,
 
 def test_mechanism_not_supported_by_the_token(tiup, hsm: SoftHSM, tmp_path: Path,
                                               owner_mirror: tuple[Path, Token]) -> None:
-    """A module without RSA-PSS (a shim over SoftHSM2: ``pkcs11shim/nopss.c``) is refused
-    with one line; with plain CKM_RSA_PKCS_PSS left, tiup hashes and signs with that."""
+    """A module without RSA-PSS (SoftHSM2 behind ``pkcs11shim/faulty.c``) is refused with
+    one line; with plain CKM_RSA_PKCS_PSS left, tiup hashes and signs with that."""
     mirror, token = owner_mirror
-    shim = hsm.no_pss_module()
-    uri = token.uri(extra=f"module-path={shim}")
+    uri = token.uri(extra=f"module-path={hsm.faulty_module()}")
+    # a second module: in a process of its own
     r = tiup("mirror", "--repo", str(mirror), "modify", "hello", "--desc", "x", "-k", uri,
-             env=ENV, subprocess=True)  # a second module in a process of its own
+             env={**ENV, "TIUP_TEST_NO_PSS": "1"}, subprocess=True)
     assert r.returncode == 1 and "Traceback" not in r.output, r.output
     assert "does not support RSA-PSS" in r.stderr and "Hint: " in r.stderr
     assert len(list(mirror.glob("*.hello.json"))) == 1
     r = tiup("mirror", "--repo", str(mirror), "modify", "hello", "--desc", "raw pss", "-k", uri,
-             env={**ENV, "TIUP_TEST_KEEP_RAW_PSS": "1"}, subprocess=True)
+             env={**ENV, "TIUP_TEST_NO_PSS": "hashing"}, subprocess=True)
     assert r.returncode == 0, r.output
     assert "0 errors" in _ok(tiup, "mirror", "verify", str(mirror))
+
+
+def test_wrong_pin_says_the_tries_left_then_locked(tiup, hsm: SoftHSM, tmp_path: Path,
+                                                  owner_mirror: tuple[Path, Token]) -> None:
+    """A token that keeps a retry counter (SoftHSM2 keeps none: ``pkcs11shim/faulty.c``
+    adds one, three tries): each wrong PIN says what the token reports, then it is locked
+    and even the right PIN is refused."""
+    mirror, token = owner_mirror
+    module = hsm.faulty_module()
+    wrong = tmp_path / "wrong-pin"
+    wrong.write_text("0000\n")
+    env = {**ENV, "TIUP_TEST_PIN_STATE": str(tmp_path / "pin-state")}
+    modify = ("mirror", "--repo", str(mirror), "modify", "hello", "--desc", "x", "-k")
+
+    def run(uri: str) -> str:
+        r = tiup(*modify, uri, env=env, subprocess=True)
+        assert r.returncode == 1 and "Traceback" not in r.output, r.output
+        assert "0000" not in r.output and PIN not in r.output
+        return r.stderr.splitlines()[0]
+
+    bad = token.uri(pin=False, extra=f"pin-source={wrong}&module-path={module}")
+    assert run(bad).endswith("; few tries are left before the PIN locks")
+    assert run(bad).endswith("; one try is left before the PIN locks")
+    assert run(bad).endswith("; the PIN is now locked")
+    line = run(token.uri(extra=f"module-path={module}"))
+    assert line == f"Error: the PIN of token {token.label!r} is locked"
+    assert len(list(mirror.glob("*.hello.json"))) == 1
 
 
 #: Runs ``tiup`` and writes the names of the modules loaded at exit to $TIUP_PROBE_OUT.

@@ -25,7 +25,7 @@ import pytest
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "4321"
 SO_PIN = "87654321"
-_SHIM_SRC = Path(__file__).resolve().parent / "pkcs11shim" / "nopss.c"
+_SHIM_SRC = Path(__file__).resolve().parent / "pkcs11shim" / "faulty.c"
 _counter = itertools.count(1)
 
 
@@ -87,10 +87,12 @@ class SoftHSM:
                        capture_output=True, timeout=60)
         return Token(label, self.pin_file, self)
 
-    def no_pss_module(self) -> Path:
-        """The shim module without RSA-PSS (``pkcs11shim/nopss.c``), built once with cc."""
+    def faulty_module(self) -> Path:
+        """The module with the faults SoftHSM2 cannot produce (``pkcs11shim/faulty.c``:
+        no RSA-PSS, a PIN retry counter), built once with cc; faults chosen by the
+        environment."""
         if self._shim is None:
-            out = self.root / "nopss.so"
+            out = self.root / "faulty.so"
             subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-I/usr/include/p11-kit-1",
                             "-o", str(out), str(_SHIM_SRC), "-ldl"], check=True,
                            capture_output=True, timeout=120)

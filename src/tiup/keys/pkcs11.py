@@ -405,8 +405,8 @@ def _tries_left(token: Any) -> str:
     from pkcs11 import TokenFlag
 
     try:
-        flags = token.flags
-    except Exception:  # pragma: no cover - a token gone meanwhile
+        flags = token.slot.get_token().flags  # read again: the failed login changed them
+    except Exception:  # a token removed meanwhile: nothing more to say
         return ""
     if flags & TokenFlag.USER_PIN_LOCKED:
         return "; the PIN is now locked"
