@@ -529,3 +529,38 @@ def test_the_server_signs_snapshot_and_timestamp_on_a_token(tiup, hsm: SoftHSM,
     snapshot = json.loads((mirror / "snapshot.json").read_text())
     assert [s["keyid"] for s in snapshot["signatures"]] == [snap.keyid]
     assert "0 errors" in _ok(tiup, "mirror", "verify", str(mirror))
+
+
+def test_clone_with_the_pingcap_owner_key_on_a_token(tiup, hsm: SoftHSM,
+                                                     tmp_path: Path) -> None:
+    """``tiup mirror clone -k 'pkcs11:…'``: the clone's owner key is the token's (not
+    written to disk); a re-run reuses it, and publishing into the clone signs with it."""
+    token = hsm.token("clone")
+    owner_id = _keyid(_ok(tiup, "mirror", "genkey", "--pkcs11", token.uri()))
+    source = tmp_path / "source"
+    _ok(tiup, "mirror", "init", str(source))
+    _ok(tiup, "mirror", "genkey")
+    _ok(tiup, "mirror", "--repo", str(source), "grant", "jdoe")
+    _ok(tiup, "mirror", "--repo", str(source), "publish", "hello", "v0.0.1",
+        str(_tarball(tmp_path)), "hello")
+    target = tmp_path / "clone"
+    clone = ("mirror", "clone", str(target), "v0.0.1", "--source", str(source), "-k",
+             token.uri())
+    out = _ok(tiup, *clone)
+    assert "the owner key of `pingcap` is the key given with -k" in out
+    index = json.loads(sorted(target.glob("*.index.json"))[-1].read_text())
+    assert list(index["signed"]["owners"]["pingcap"]["keys"]) == [owner_id]
+    assert not list((target / "keys").glob("*-pingcap.json"))
+    first_root = (target / "root.json").read_bytes()
+    # a re-run reuses the clone's keys, the token's among them
+    _ok(tiup, *clone)
+    assert (target / "root.json").read_bytes() == first_root
+    # without the token key the earlier clone is not recognised: refused, untouched
+    r = tiup("mirror", "clone", str(target), "v0.0.1", "--source", str(source), env=ENV)
+    assert r.returncode == 1 and "not an earlier clone" in r.stderr, r.output
+    _ok(tiup, "mirror", "--repo", str(target), "publish", "hello", "v0.0.2",
+        str(_tarball(tmp_path, "v0.0.2", "from the clone")), "hello", "-k", token.uri())
+    manifest = json.loads(sorted(target.glob("*.hello.json"))[-1].read_text())
+    assert [s["keyid"] for s in manifest["signatures"]] == [owner_id]
+    assert "0 errors" in _ok(tiup, "mirror", "verify", str(target))
+    _fresh_client_runs(tiup, target, tmp_path, "clone", "from the clone\n")
