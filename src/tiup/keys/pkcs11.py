@@ -237,6 +237,11 @@ def _module_path(uri: Pkcs11URI) -> str:
 def _library(path: str) -> Any:
     lib = _libs.get(path)
     if lib is not None:
+        if not lib.initialized:  # after finalize_all (e.g. in a forked server worker)
+            try:
+                lib.initialize()
+            except Exception as exc:
+                raise _device(exc, f"initialising PKCS#11 module {path}") from exc
         return lib
     try:
         import pkcs11
@@ -374,6 +379,8 @@ def _session(uri: Pkcs11URI, *, login: bool, rw: bool = False) -> tuple[Any, str
         session = _sessions.get(key)
         if session is not None and (not rw or session.rw):
             return session, module
+        if session is not None:  # read-only but logged in: a new login needs it closed
+            _close(_sessions.pop(key))
         pin = _pin(uri, token.label) if login or rw else None
         try:
             session = token.open(rw=rw, user_pin=pin)
@@ -392,9 +399,6 @@ def _session(uri: Pkcs11URI, *, login: bool, rw: bool = False) -> tuple[Any, str
         finally:
             pin = None
         if session is not None:
-            old = _sessions.pop(key, None)
-            if old is not None:
-                _close(old)
             _sessions[key] = session
             if token.flags & TokenFlag.USER_PIN_TO_BE_CHANGED and _config.warn is not None:
                 _config.warn(f"token {token.label!r} asks for its PIN to be changed")
@@ -428,6 +432,18 @@ def close_all() -> None:
         for session in _sessions.values():
             _close(session)
         _sessions.clear()
+
+
+def finalize_all() -> None:
+    """Close every session and finalise every module (``C_Finalize``): a process about to
+    fork children that use tokens (the server's workers) calls it, since PKCS#11 state
+    must not cross a fork; the next use initialises the module again."""
+    with _lock:
+        close_all()
+        for lib in _libs.values():
+            with contextlib.suppress(Exception):
+                if lib.initialized:
+                    lib.finalize()
 
 
 atexit.register(close_all)
@@ -660,5 +676,6 @@ def generate_on_token(text: str) -> TokenPrivateKey:
     return token_key(text)
 
 
-__all__ = ["Pkcs11URI", "TokenPrivateKey", "close_all", "configure", "generate_on_token",
+__all__ = ["Pkcs11URI", "TokenPrivateKey", "close_all", "configure", "finalize_all",
+           "generate_on_token",
            "is_uri", "parse_uri", "redact_uri", "token_key", "token_public_key"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,10 @@ def run_server(directory: str | None, addr: str, key_dir: str | None, read_only:
                              for v in signing_keys)
     if keys is not None or signing_keys:
         check_signing_keys(mirror, keys, signing_keys)
+        if "tiup.keys.pkcs11" in sys.modules:  # PKCS#11 state must not cross the fork
+            from tiup.keys.pkcs11 import finalize_all
+
+            finalize_all()
     if keys is not None and keys.is_relative_to(mirror):
         output.warn(f"the key directory {keys} lies inside the served mirror {mirror}; "
                     "it is never served, but move it out of any directory a static web "
