@@ -122,9 +122,9 @@ class MissingKeyError(TiupKeyError):
 
 class TokenError(TiupKeyError):
     """A PKCS#11 (HSM) key cannot be used: ``code`` is one of ``uri``, ``module``,
-    ``binding``, ``token-absent``, ``token-uninitialised``, ``pin-needed``, ``pin-incorrect``,
-    ``pin-locked``, ``object-absent``, ``object-ambiguous``, ``object-exists``, ``mechanism``,
-    ``key-type``, ``device``."""
+    ``binding``, ``token-absent``, ``token-ambiguous``, ``token-uninitialised``,
+    ``pin-needed``, ``pin-incorrect``, ``pin-locked``, ``object-absent``,
+    ``object-ambiguous``, ``object-exists``, ``mechanism``, ``key-type``, ``device``."""
 
 
 class InvalidNameError(TiupError):

@@ -347,6 +347,13 @@ def test_errors_a_user_meets(tiup, hsm: SoftHSM, tmp_path: Path,
     # module not found
     err = _fails(tiup, *modify, token.uri(), env={"TIUP_PKCS11_MODULE": "/nowhere/p11.so"})
     assert "PKCS#11 module /nowhere/p11.so not found" in err and "TIUP_PKCS11_MODULE" in err
+    # a file that is not a PKCS#11 module (a process of its own: one module a process)
+    fake = tmp_path / "not-a-module.so"
+    fake.write_text("not a shared object\n")
+    r = tiup(*modify, token.uri(extra=f"module-path={fake}"), env=ENV, subprocess=True)
+    assert r.returncode == 1 and "Traceback" not in r.output, r.output
+    assert r.stderr.startswith(f"Error: cannot load PKCS#11 module {fake}: ") and \
+        "Hint: check that it is a PKCS#11 module" in r.stderr, r.stderr
     # no module at all
     err = _fails(tiup, *modify, token.uri(), env={"TIUP_PKCS11_MODULE": ""})
     assert "no PKCS#11 module" in err and "module-path=" in err

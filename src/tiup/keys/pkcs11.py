@@ -253,11 +253,15 @@ def _library(path: str) -> Any:
                          hint="install the token's PKCS#11 module (SoftHSM2: "
                               "/usr/lib/softhsm/libsofthsm2.so) and set TIUP_PKCS11_MODULE "
                               "or module-path= to it")
+    if _libs:  # python-pkcs11 loads one module per process
+        raise TokenError(f"cannot use PKCS#11 module {path}: this command already uses "
+                         f"{next(iter(_libs))}", code="module",
+                         hint="give every pkcs11: key of one command the same module")
     try:
         lib = pkcs11.lib(path)
     except (RuntimeError, OSError) as exc:  # dlopen failure or C_Initialize error
-        raise TokenError(f"cannot load PKCS#11 module {path}: {type(exc).__name__}",
-                         code="module",
+        why = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise TokenError(f"cannot load PKCS#11 module {path}: {why}", code="module",
                          hint="check that it is a PKCS#11 module for this machine "
                               "(its configuration, e.g. SOFTHSM2_CONF, must be readable)"
                          ) from exc
@@ -305,7 +309,7 @@ def _find_token(lib: Any, uri: Pkcs11URI, module: str) -> Any:
                          hint="insert the token, or fix token= in the URI")
     if len(matches) > 1:
         raise TokenError(f"{len(matches)} tokens match {uri.selector()} in {module}",
-                         code="token-absent", hint="add serial= or slot-id= to the URI")
+                         code="token-ambiguous", hint="add serial= or slot-id= to the URI")
     return matches[0]
 
 
