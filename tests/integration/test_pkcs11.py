@@ -571,3 +571,52 @@ def test_clone_with_the_pingcap_owner_key_on_a_token(tiup, hsm: SoftHSM,
     assert [s["keyid"] for s in manifest["signatures"]] == [owner_id]
     assert "0 errors" in _ok(tiup, "mirror", "verify", str(target))
     _fresh_client_runs(tiup, target, tmp_path, "clone", "from the clone\n")
+
+
+def test_the_pin_is_asked_on_the_terminal_and_never_echoed(tiup, hsm: SoftHSM,
+                                                           owner_mirror: tuple[Path, Token],
+                                                           tmp_path: Path) -> None:
+    """No pin-source=: tiup asks on the controlling terminal (a pty here), echo off."""
+    import fcntl
+    import pty
+    import termios
+
+    mirror, token = owner_mirror
+    master, slave = pty.openpty()
+
+    def controlling_tty() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tiup", "mirror", "--repo", str(mirror), "modify", "hello",
+         "--desc", "asked", "-k", token.uri(pin=False)],
+        stdin=slave, stdout=slave, stderr=slave, env={**os.environ, **ENV},
+        preexec_fn=controlling_tty, close_fds=True)
+    os.close(slave)
+    seen = b""
+    try:
+        while b"PIN of token" not in seen:
+            chunk = os.read(master, 4096)  # blocks until tiup writes: no timing involved
+            assert chunk, seen
+            seen += chunk
+        os.write(master, (PIN + "\n").encode())
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=120) == 0, seen.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert f"PIN of token '{token.label}': " in text
+    assert PIN not in text  # not echoed, not printed
+    manifest = json.loads(sorted(mirror.glob("*.hello.json"))[-1].read_text())
+    assert manifest["signed"]["description"] == "asked"
