@@ -195,6 +195,20 @@ def test_init_with_root_keys_on_two_tokens_then_rotate(tiup, hsm: SoftHSM,
     assert sorted(s["keyid"] for s in root["signatures"]) == sorted(ids[:2])
     assert not list(keys.glob("*-root.json"))  # no root key on disk
     assert "0 errors" in _ok(tiup, "mirror", "verify", str(mirror))
+    # `tiup mirror sign FILE -k URI` adds the token's signature to a manifest file
+    copy = tmp_path / "root-copy.json"
+    copy.write_bytes((mirror / "root.json").read_bytes())
+    _ok(tiup, "mirror", "sign", str(copy), "-k", t3.uri("root"))
+    signed = json.loads(copy.read_text())
+    (added,) = [s for s in signed["signatures"] if s["keyid"] == ids[2]]
+    t3_public = _ok(tiup, "mirror", "genkey", "--pkcs11", t3.uri("root"), "-p")
+    pem = json.loads(t3_public.split("KeyContent: ", 1)[1])["keyval"]["public"]
+    serialization.load_pem_public_key(pem.encode()).verify(
+        base64.b64decode(added["sig"]), encode_canonical(signed["signed"]),
+        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+        hashes.SHA256())
+    r = tiup("mirror", "sign", str(copy), "-k", t3.uri("root"), env=ENV)
+    assert r.returncode == 1 and "already been signed" in r.stderr, r.output
 
     # publish with a file owner key, then rotate: add the third token, threshold 2 of 3,
     # signed by the two token holders
