@@ -20,7 +20,8 @@ translated into this tree at the boundary where they occur, with
     ├── TiupKeyError                a key file or key object is unusable
     │   ├── KeyFormatError          malformed key file / PEM / base64
     │   ├── UnsupportedKeyError     key type or scheme tiup cannot use
-    │   └── MissingKeyError         a needed private key is not available
+    │   ├── MissingKeyError         a needed private key is not available
+    │   └── TokenError              a PKCS#11 module, token, PIN or key object (code says which)
     ├── VerificationError           trust rules rejected a document
     │   ├── SignatureError          bad / missing / duplicate signatures, wrong _type
     │   ├── ExpiredError            a manifest (or the manifest declaring its keys) expired
@@ -118,6 +119,13 @@ class UnsupportedKeyError(TiupKeyError):
 
 class MissingKeyError(TiupKeyError):
     """A private key needed for signing was not found."""
+
+
+class TokenError(TiupKeyError):
+    """A PKCS#11 (HSM) key cannot be used: ``code`` is one of ``uri``, ``module``,
+    ``binding``, ``token-absent``, ``token-ambiguous``, ``token-uninitialised``,
+    ``pin-needed``, ``pin-incorrect``, ``pin-locked``, ``object-absent``,
+    ``object-ambiguous``, ``object-exists``, ``mechanism``, ``key-type``, ``device``."""
 
 
 class InvalidNameError(TiupError):

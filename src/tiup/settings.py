@@ -25,6 +25,7 @@ validates the whole environment at once; a malformed value is a
 | `TIUP_KEEP_SOURCE_TARGET` | `keep_source_target` | off | `enable` or `true`; else off (as TiUP) |
 | `TIUP_MIRROR_SYNC_SCRIPT` | `sync_script` | none | a program run after every commit |
 | `TIUP_COMPONENT_DATA_DIR` | `component_data_dir` | none | tiup-server: uploads in `packages/` |
+| `TIUP_PKCS11_MODULE` | `pkcs11_module` | none | PKCS#11 module (`.so`) for `pkcs11:` keys |
 
 Seconds and bytes/s are finite numbers, counts are integers; "0" means 0 or less.
 Proxies are read as :func:`urllib.request.getproxies_environment` reads them: either
@@ -176,6 +177,8 @@ class Settings:
     sync_script: str | None = None
     #: tiup-server's data directory (uploads go to its ``packages/``)
     component_data_dir: str | None = None
+    #: the PKCS#11 module of ``pkcs11:`` keys whose URI names none (``module-path=``)
+    pkcs11_module: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -199,6 +202,7 @@ class Settings:
             keep_source_target=env.get("TIUP_KEEP_SOURCE_TARGET", "") in ("enable", "true"),
             sync_script=env.get(SYNC_SCRIPT_ENV) or None,
             component_data_dir=env.get("TIUP_COMPONENT_DATA_DIR") or None,
+            pkcs11_module=(env.get("TIUP_PKCS11_MODULE") or "").strip() or None,
         )
 
 

@@ -94,6 +94,10 @@ def _reset_process_state() -> None:
 
     settings.reset_current()
     output.set_options(progress=True, verbose=False)
+    pkcs11 = sys.modules.get("tiup.keys.pkcs11")
+    if pkcs11 is not None:  # a process closes its token sessions at exit: so does a run
+        pkcs11.close_all()
+        pkcs11.configure()
 
 
 def run_in_process(args: tuple[str, ...], *, env: dict[str, str], cwd: Path,

@@ -8,8 +8,8 @@ line, as Go's ``encoding/json`` writes it::
 
 ``time`` is the start of the run (RFC 3339 with nanoseconds, local offset,
 trailing zeros of the fraction dropped); ``command`` the arguments joined by
-spaces, passwords and URL secrets hidden (:func:`redact`). Go ``tiup`` and this
-project read and write the same files; lines that do not parse are skipped.
+spaces, passwords, URL secrets and PKCS#11 ``pin-value=`` PINs hidden (:func:`redact`).
+Go ``tiup`` and this project read and write the same files; lines that do not parse are skipped.
 
 :func:`record` runs after every ``tiup`` command, on the fast path of an installed
 component too, so this module imports nothing beyond ``os``, ``json`` and
@@ -60,8 +60,26 @@ def redact(args: Sequence[str]) -> list[str]:
             continue
         prefix = next((f for f in SECRET_FLAGS if arg.startswith(f) and len(arg) > len(f)),
                       None)
-        out.append(prefix + HIDDEN if prefix is not None else _filter_uri(arg))
+        out.append(prefix + HIDDEN if prefix is not None else _filter_uri(_hide_pin(arg)))
     return out
+
+
+def _hide_pin(arg: str) -> str:
+    """A PKCS#11 URI (or ``--key=pkcs11:…``) with its ``pin-value=`` hidden: the value runs
+    to the next ``;``, ``&``, ``?`` or the end (RFC 7512)."""
+    lower = arg.lower()
+    if "pin-value=" not in lower:
+        return arg
+    out, i = [], 0
+    while True:
+        j = lower.find("pin-value=", i)
+        if j < 0:
+            out.append(arg[i:])
+            return "".join(out)
+        j += len("pin-value=")
+        out.append(arg[i:j] + HIDDEN)
+        ends = [k for k in (lower.find(c, j) for c in ";&?") if k >= 0]
+        i = min(ends) if ends else len(arg)
 
 
 def _filter_uri(arg: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tiup.errors import RepositoryError
+from tiup.errors import RepositoryError, UsageError
 from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey, generate, save_private_key
 from tiup.manifest.models import (
@@ -54,18 +54,31 @@ def _expiry(now: datetime, days: int) -> str:
 
 
 def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None = None,
-                lifetimes: Lifetimes | None = None,
-                settings: Settings | None = None) -> InitResult:
+                lifetimes: Lifetimes | None = None, settings: Settings | None = None,
+                root_keys: Sequence[PrivateKey] = (),
+                root_threshold: int | None = None) -> InitResult:
     """Create an empty repository at ``path`` (created if missing, recursively).
 
     ``settings`` gives the sync script run after the commit (default: the process's).
+    ``root_keys`` (e.g. keys on PKCS#11 tokens) replace the three generated root keys
+    (none is written to the key directory); ``root_threshold`` (default: every root
+    key) must be between 1 and the number of root keys.
 
     Raises:
         RepositoryError: ``path`` is not an empty directory, or a write failed.
+        UsageError: a threshold out of range, or the same root key twice.
         UsageError: no ``settings`` were passed and an environment variable is malformed.
     """
     sync_script = (settings if settings is not None else current()).sync_script
     life = lifetimes or Lifetimes()
+    given_roots = list(root_keys)
+    if len({k.keyid for k in given_roots}) != len(given_roots):
+        raise UsageError("the same root key is given twice",
+                         hint="give each --root-key once; each holder's key is a separate key")
+    n_roots = len(given_roots) or ROOT_KEYS
+    if root_threshold is not None and not 1 <= root_threshold <= n_roots:
+        raise UsageError(f"a root threshold of {root_threshold} cannot be met by {n_roots} "
+                         "root key(s)", hint=f"choose a threshold from 1 to {n_roots}")
     directory = Path(path).expanduser().absolute()
     created = False
     if directory.exists():
@@ -83,13 +96,15 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
     keys_path = Path(key_dir).expanduser().absolute() if key_dir else directory / "keys"
     result = InitResult(directory, keys_path, created_directory=created)
     keys: dict[str, list[PrivateKey]] = {
-        "root": [generate() for _ in range(ROOT_KEYS)],
+        "root": given_roots or [generate() for _ in range(ROOT_KEYS)],
         "index": [generate()], "snapshot": [generate()], "timestamp": [generate()],
     }
     try:
         keys_path.mkdir(parents=True, exist_ok=True)
         for role, role_keys in keys.items():
             for key in role_keys:
+                if role == "root" and given_roots:
+                    continue  # on their tokens
                 file = keys_path / f"{key.keyid[:16]}-{role}.json"
                 save_private_key(file, key)
                 result.key_files.setdefault(role, []).append(file)
@@ -98,7 +113,8 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
     storage = LocalStorage(directory, sync_script=sync_script)
     storage.acquire(0)
     try:
-        write_initial_mirror(storage, keys, life, now)
+        write_initial_mirror(storage, keys, life, now,
+                             thresholds={"root": root_threshold} if root_threshold else None)
     finally:
         storage.release()
     return result
@@ -106,19 +122,21 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
 
 def write_initial_mirror(storage: Storage, keys: Mapping[str, Sequence[PrivateKey]],
                          life: Lifetimes, now: datetime, *,
-                         owners: dict[str, Owner] | None = None) -> list[str]:
+                         owners: dict[str, Owner] | None = None,
+                         thresholds: Mapping[str, int] | None = None) -> list[str]:
     """Sign and write version 1 of a mirror: root (also as 1.root.json), index, snapshot,
     timestamp and the lifetimes file, in the store's order, replacing whatever files of
     those names are there. The caller holds the storage's lock.
 
-    ``keys`` maps each role to its keys; every role's threshold is its key count.
+    ``keys`` maps each role to its keys; a role's threshold is ``thresholds[role]``, else
+    its key count. Every key of ``keys["root"]`` signs the root.
 
     Raises:
         RepositoryError: a write failed (nothing half-written is left visible).
     """
     root = Root(expires=_expiry(now, life.root), version=1, roles={
-        role: Role({k.keyid: k.public.keyinfo() for k in role_keys}, len(role_keys),
-                   f"/{role}.json")
+        role: Role({k.keyid: k.public.keyinfo() for k in role_keys},
+                   (thresholds or {}).get(role) or len(role_keys), f"/{role}.json")
         for role, role_keys in keys.items()
     })
     root_data = sign(root, list(keys["root"]))

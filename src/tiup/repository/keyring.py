@@ -122,17 +122,37 @@ def _load_dir(ring: KeyRing, directory: Path) -> None:
             ring.warnings.append(f"skipping {path}: {msg}")
 
 
-def load_keyring(dirs: Iterable[Path], files: Iterable[Path] = ()) -> KeyRing:
-    """Load explicit key files, then every private key in the directories (missing ones skipped).
+def explicit_key(path: Path | str) -> PrivateKey:
+    """The signer of a ``-k`` argument: a key file, or a ``pkcs11:`` URI (a key on a token;
+    :mod:`tiup.keys.pkcs11`, imported only then).
+
+    Raises:
+        KeyFormatError, UnsupportedKeyError: unreadable or not a private key.
+        TokenError: the token key cannot be used.
+    """
+    if isinstance(path, str) and path[:7].lower() == "pkcs11:":
+        from tiup.keys.pkcs11 import token_key
+
+        return token_key(path)
+    return private_key(load_key_file(path), str(path), check=False)
+
+
+def load_keyring(dirs: Iterable[Path], files: Iterable[Path | str] = ()) -> KeyRing:
+    """Load explicit keys (files, or ``pkcs11:`` URIs given as ``str``), then every private
+    key in the directories (missing ones skipped).
 
     Raises:
         KeyFormatError, UnsupportedKeyError: an explicit file is unreadable or not a private key.
+        TokenError: an explicit token key cannot be used.
     """
     ring = KeyRing()
     for path in files:
-        ring.searched.append(str(path))
-        key = private_key(load_key_file(path), str(path), check=False)
-        ring.add(key, str(path))
+        key = explicit_key(path)
+        shown = getattr(key, "where", None) if isinstance(path, str) and \
+            path[:7].lower() == "pkcs11:" else None
+        origin = shown or str(path)
+        ring.searched.append(origin)
+        ring.add(key, origin)
         if key.keyid not in ring.explicit:
             ring.explicit.append(key.keyid)
     seen: set[Path] = set()

@@ -111,8 +111,8 @@ class PublishAPI:
         self.config = config
         self.settings = settings if settings is not None else Settings()
         self.mirror = Path(config.mirror)
-        assert config.key_dir is not None and config.upload_dir is not None
-        self.keyring = load_keyring([Path(config.key_dir)])
+        assert config.publishing and config.upload_dir is not None
+        self.keyring = load_keyring(*config.key_sources())
         self.sessions = SessionStore(
             config.upload_dir, config.session_ttl,
             quota=Quota(max_staged=config.max_staged, max_client_staged=config.max_client_staged,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from tiup.settings import SERVER_CONFIG_ENV as CONFIG_ENV
 from tiup.settings import hand_over_server_config, server_config_blob
@@ -23,6 +24,9 @@ class ServerConfig:
 
     mirror: str
     key_dir: str | None = None
+    #: signing keys given one by one (``--key``): key files, or ``pkcs11:`` URIs (each
+    #: worker process opens its own session on the token)
+    key_files: tuple[str, ...] = ()
     upload_dir: str | None = None
     max_upload: int = 4 << 30
     session_ttl: int = 120
@@ -36,6 +40,18 @@ class ServerConfig:
     #: The server's private runtime directory (created by ``serve``): the monitor's
     #: catalog and verification, and each worker's metrics.
     state_dir: str | None = None
+
+    @property
+    def publishing(self) -> bool:
+        """Signing keys (a directory or ``--key``) and an upload directory: the API is on."""
+        return (self.key_dir is not None or bool(self.key_files)) and \
+            self.upload_dir is not None
+
+    def key_sources(self) -> tuple[list[Path], list[Path | str]]:
+        """The key directories and the explicit keys of :func:`load_keyring`."""
+        files: list[Path | str] = [f if f[:7].lower() == "pkcs11:" else Path(f)
+                                   for f in self.key_files]
+        return ([Path(self.key_dir)] if self.key_dir else []), files
 
     def to_env(self) -> str:
         """The JSON blob handed to the workers."""
@@ -51,4 +67,6 @@ class ServerConfig:
         raw = server_config_blob()
         if not raw:
             raise RuntimeError(f"{CONFIG_ENV} is not set")
-        return cls(**json.loads(raw))
+        fields = json.loads(raw)
+        fields["key_files"] = tuple(fields.get("key_files") or ())
+        return cls(**fields)

@@ -47,7 +47,7 @@ def create_app() -> MirrorApp:
     settings = current()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     api: ApiHandler | None = None
-    if config.key_dir is not None and config.upload_dir is not None:
+    if config.publishing:
         from tiup.server.api import make_api
 
         api = make_api(config, settings)
@@ -79,18 +79,21 @@ def check_port(host: str, port: int) -> None:
                             hint="choose another --addr, or stop what uses that port") from exc
 
 
-def check_signing_keys(mirror: Path, key_dir: Path) -> None:
+def check_signing_keys(mirror: Path, key_dir: Path | None,
+                       key_files: tuple[str, ...] = ()) -> None:
     """Publishing needs every index, snapshot and timestamp key of the latest root.
 
     Raises:
         RepositoryError: the mirror cannot be read or is damaged.
-        MissingKeyError: a role key is not in ``key_dir``.
+        MissingKeyError: a role key is neither in ``key_dir`` nor one of ``key_files``.
+        TiupKeyError: a key of ``key_files`` cannot be used (a token: TokenError).
     """
     from tiup.repository.keyring import load_keyring
     from tiup.repository.state import read_state
 
     state = read_state(mirror)
-    ring = load_keyring([key_dir])
+    ring = load_keyring([key_dir] if key_dir is not None else [],
+                        [f if f[:7].lower() == "pkcs11:" else Path(f) for f in key_files])
     for role in ("index", "snapshot", "timestamp"):
         try:
             ring.role_signers(role, state.root.roles[role].keys, state.root_name)

@@ -103,6 +103,9 @@ def build_options(full: bool, oses: tuple[str, ...], archs: tuple[str, ...], pre
 @click.option("--key-dir", metavar="DIR",
               help="Where the keys of an earlier clone in TARGET-DIR are, if not in "
                    "TARGET-DIR/keys (also searched: $TIUP_HOME/keys).")
+@click.option("-k", "--key", "owner_key", metavar="FILE|URI",
+              help="The key of owner `pingcap` in the clone: a private key file or a "
+                   "'pkcs11:…' token key (default: a new key in TARGET-DIR/keys).")
 @click.option("--force", is_flag=True,
               help="Clone even if TARGET-DIR holds another mirror (it is replaced, with new "
                    "keys) or other files (they are kept).")
@@ -110,7 +113,8 @@ def build_options(full: bool, oses: tuple[str, ...], archs: tuple[str, ...], pre
 @click.pass_context
 def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str, ...],
           archs: tuple[str, ...], prefix: bool, jobs: int, source: str | None,
-          lock_timeout: float, key_dir: str | None, force: bool, no_progress: bool) -> int:
+          lock_timeout: float, key_dir: str | None, owner_key: str | None, force: bool,
+          no_progress: bool) -> int:
     """Clone a mirror into TARGET-DIR, signed with the clone's own keys.
 
     GLOBAL-VERSION selects that version of every component (falling back to a
@@ -147,7 +151,14 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
     address = source or effective_mirror(prof)
     check_not_self(address, target)
     key_dirs = [*([Path(key_dir).expanduser()] if key_dir else []), prof.keys_dir]
-    inspect_target(target, key_dirs, force=force)
+    owner = None
+    if owner_key:
+        from tiup.cli import tokens
+        from tiup.repository.keyring import explicit_key
+
+        tokens.setup([owner_key])
+        owner = explicit_key(owner_key if tokens.is_uri(owner_key) else Path(owner_key))
+    inspect_target(target, key_dirs, force=force, keys=[owner] if owner else [])
     shown = ", ".join(opts.global_versions)
     output.info(f"Start to clone mirror, targetDir is {target}, source mirror is {address}, "
                 f"selectedVersions are [{shown}]")
@@ -160,7 +171,7 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
         with _progress() as sink:
             report = clone_mirror(updater, target, opts, now=now(), jobs=max(1, jobs),
                                   progress=sink, lock_timeout=lock_timeout, force=force,
-                                  key_dirs=key_dirs)
+                                  key_dirs=key_dirs, owner_key=owner)
     except ExpiredError as exc:
         from tiup.cli.commands.mirror_common import explain_expired
 
@@ -184,8 +195,9 @@ def _print_report(report: CloneReport, address: str) -> int:
         output.info("Nothing cloned for: " + ", ".join(sorted(set(report.dropped))))
     if report.key_files:
         owner_key = next((p for p in report.key_files if p.name.endswith("-pingcap.json")), None)
+        shown = owner_key if owner_key is not None else "the key given with -k"
         output.info(f"The clone is signed with its own new keys, stored in {report.target / 'keys'}"
-                    f"; the owner key of `pingcap` is {owner_key}.")
+                    f"; the owner key of `pingcap` is {shown}.")
         output.warn(f"the private keys in {report.target / 'keys'} are inside the mirror "
                     "directory: move keys/ out of any directory you publish over HTTP (later "
                     "commands find them with --key-dir DIR or in $TIUP_HOME/keys)")

@@ -41,9 +41,10 @@ def timeout_option(func: F) -> F:
 
 
 def key_option(func: F) -> F:
-    """``-k/--key FILE`` (repeatable): an owner's private key."""
-    return click.option("-k", "--key", "key_files", multiple=True, metavar="FILE",
-                        help="Owner's private key (repeatable; default: "
+    """``-k/--key FILE|URI`` (repeatable): an owner's private key, or a ``pkcs11:`` URI."""
+    return click.option("-k", "--key", "key_files", multiple=True, metavar="FILE|URI",
+                        help="Owner's private key file or 'pkcs11:…' token key (repeatable; "
+                             "default: "
                              "$TIUP_HOME/keys/private.json and the key directories).")(func)
 
 
@@ -93,11 +94,14 @@ def keyring(mirror: Path | None, key_files: Iterable[str], key_dir: str | None,
     With ``default_key`` and no ``-k``, ``$TIUP_HOME/keys/private.json`` is the
     explicit key when it exists.
     """
+    from tiup.cli import tokens
     from tiup.client.profile import Profile
     from tiup.repository.keyring import load_keyring
 
     profile = Profile()
-    files = [Path(f) for f in key_files]
+    key_files = list(key_files)
+    tokens.setup(key_files)
+    files: list[Path | str] = [f if tokens.is_uri(f) else Path(f) for f in key_files]
     if not files and default_key and profile.default_key_path.is_file():
         files = [profile.default_key_path]
     dirs = ([mirror / "keys"] if mirror is not None else []) + \

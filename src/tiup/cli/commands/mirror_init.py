@@ -22,21 +22,32 @@ from tiup.cli import output
 @click.option("--snapshot-days", type=click.IntRange(1), help="Lifetime of snapshot.json (365).")
 @click.option("--timestamp-days", type=click.IntRange(1),
               help="Lifetime of timestamp.json (365).")
+@click.option("--root-key", "root_keys", multiple=True, metavar="URI|FILE",
+              help="A root key on a token ('pkcs11:token=…;object=…') or in a private key "
+                   "file, instead of three generated root keys (repeatable).")
+@click.option("--root-threshold", type=click.IntRange(1), default=None,
+              help="Root signatures needed (default: every root key).")
 def init(path: str, key_dir: str | None, root_days: int | None, index_days: int | None,
          component_days: int | None, snapshot_days: int | None,
-         timestamp_days: int | None) -> int:
+         timestamp_days: int | None, root_keys: tuple[str, ...],
+         root_threshold: int | None) -> int:
     """Initialize an empty repository at PATH with fresh keys.
 
-    The lifetimes chosen are recorded in PATH/.tiup-mirror.toml and used by
-    every later write.
+    With --root-key (repeatable) the root keys are the ones given, e.g. on PKCS#11
+    tokens: no root key is written to disk. The lifetimes chosen are recorded in
+    PATH/.tiup-mirror.toml and used by every later write.
     """
+    from tiup.cli import tokens
     from tiup.client.profile import Profile
     from tiup.clock import now
     from tiup.errors import TiupError
     from tiup.repository.init import init_mirror
+    from tiup.repository.keyring import explicit_key
     from tiup.repository.lifetimes import Lifetimes
     from tiup.transport import normalise_address
 
+    tokens.setup(root_keys)
+    signers = [explicit_key(k if tokens.is_uri(k) else Path(k)) for k in root_keys]
     target = Path(path).expanduser().absolute()
     keys = Path(key_dir).expanduser().absolute() if key_dir else target / "keys"
     life = Lifetimes().with_overrides(root=root_days, index=index_days,
@@ -47,12 +58,17 @@ def init(path: str, key_dir: str | None, root_days: int | None, index_days: int 
     output.say(f'Initializing empty new repository at "{target}", private keys will be '
                 f'stored in "{keys}"...')
     try:
-        init_mirror(target, now(), key_dir=keys, lifetimes=life)
+        init_mirror(target, now(), key_dir=keys, lifetimes=life, root_keys=signers,
+                    root_threshold=root_threshold)
     except TiupError:
         output.info("Initializing new repository failed.")
         raise
     output.say(f'New repository initialized at "{target}", private keys are stored in '
                 f'"{keys}".')
+    if signers:
+        threshold = root_threshold or len(signers)
+        output.say(f"Root keys (threshold {threshold} of {len(signers)}): " +
+                   ", ".join(f"{k.keyid} ({getattr(k, 'where', '')})" for k in signers))
     if keys.resolve().is_relative_to(target.resolve()):
         output.warn(f"the private keys in {keys} are inside the mirror directory: move keys/ "
                     "out of any directory you publish (later commands find them with "
@@ -77,8 +93,12 @@ def init(path: str, key_dir: str | None, root_days: int | None, index_days: int 
               help="Show the public key of the existing key instead of generating one.")
 @click.option("--save", is_flag=True,
               help="Also write the public key to <keyid16>-public.json in the current directory.")
-def genkey(name: str, show_public: bool, save: bool) -> int:
-    """Generate a new key pair in $TIUP_HOME/keys (TiUP's key-file form).
+@click.option("--pkcs11", "token_uri", metavar="URI",
+              help="Generate the key pair on a PKCS#11 token ('pkcs11:token=…;object=…'); "
+                   "the private key never leaves it.")
+def genkey(name: str, show_public: bool, save: bool, token_uri: str | None) -> int:
+    """Generate a new key pair in $TIUP_HOME/keys (TiUP's key-file form), or on a
+    PKCS#11 token with --pkcs11 URI.
 
     An existing key is never overwritten: you get a warning and the command
     succeeds (with --save, its public key is still written).
@@ -88,6 +108,8 @@ def genkey(name: str, show_public: bool, save: bool) -> int:
     from tiup.keys import generate, load_private_key, save_private_key, save_public_key
     from tiup.manifest.names import component_id
 
+    if token_uri is not None:
+        return _genkey_token(token_uri, show_public, save)
     component_id(name)  # a plain file name
     path = Profile().keys_dir / f"{name}.json"
     if show_public:
@@ -110,6 +132,40 @@ def genkey(name: str, show_public: bool, save: bool) -> int:
         pub_path = Path(os.getcwd()) / f"{key.keyid[:16]}-public.json"
         try:
             save_public_key(pub_path, key.public, overwrite=True)
+        except OSError as exc:
+            raise TiupError(f"cannot write {pub_path}: {exc.strerror or exc}") from exc
+        output.say(f"Public key has been written to current working dir: {pub_path}")
+    return 0
+
+
+def _genkey_token(uri: str, show_public: bool, save: bool) -> int:
+    """``genkey --pkcs11 URI``: generate on the token (``-p``: show the existing key)."""
+    from tiup.cli import tokens
+    from tiup.errors import TiupError, UsageError
+    from tiup.keys import PublicKey, save_public_key
+
+    if not tokens.is_uri(uri):
+        raise UsageError(f"--pkcs11 takes a 'pkcs11:' URI, not {uri!r}",
+                         hint="e.g. --pkcs11 'pkcs11:token=mytoken;object=tiup-owner'")
+    tokens.setup([uri])
+    from tiup.keys.pkcs11 import generate_on_token, token_public_key
+
+    public: PublicKey
+    if show_public:
+        public = token_public_key(uri)
+        output.out(f"KeyID: {public.keyid}")
+        output.out("KeyContent: ")
+        output.out(json.dumps(public.keyinfo().to_dict(), indent="\t"))
+        return 0
+    key = generate_on_token(uri)
+    public = key.public
+    output.say(f"Key pair generated on the token: {key.where} (RSA {key.bits}, the private key "
+               "is not extractable)")
+    output.out(f"KeyID: {public.keyid}")
+    if save:
+        pub_path = Path(os.getcwd()) / f"{public.keyid[:16]}-public.json"
+        try:
+            save_public_key(pub_path, public, overwrite=True)
         except OSError as exc:
             raise TiupError(f"cannot write {pub_path}: {exc.strerror or exc}") from exc
         output.say(f"Public key has been written to current working dir: {pub_path}")

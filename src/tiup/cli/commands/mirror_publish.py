@@ -37,9 +37,9 @@ def default_arch() -> str:
 @click.command("grant", short_help="grant a new owner")
 @click.argument("owner")
 @click.option("-n", "--name", default="", help="Display name of the owner (default: its id).")
-@click.option("-k", "--key", "key_files", multiple=True, metavar="FILE",
-              help="Key of the owner, private or public (repeatable; default "
-                   "$TIUP_HOME/keys/private.json).")
+@click.option("-k", "--key", "key_files", multiple=True, metavar="FILE|URI",
+              help="Key of the owner, private or public, or a 'pkcs11:…' token key "
+                   "(repeatable; default $TIUP_HOME/keys/private.json).")
 @click.option("--threshold", type=click.IntRange(1), default=1, show_default=True,
               help="Signatures the owner needs to publish.")
 @write_options
@@ -57,8 +57,16 @@ def grant(ctx: click.Context, owner: str, name: str, key_files: tuple[str, ...],
     if not name:
         output.say(f"No --name is given, using {oid} as default")
         name = oid
+    from tiup.cli import tokens
+
     files = list(key_files) or [str(Profile().default_key_path)]
-    infos = [load_key_file(f) for f in files]
+    if tokens.setup(files):
+        from tiup.keys.pkcs11 import token_public_key
+
+        infos = [token_public_key(f).keyinfo() if tokens.is_uri(f) else load_key_file(f)
+                 for f in files]
+    else:
+        infos = [load_key_file(f) for f in files]
     writer = open_writer(mirror, (), key_dir, default_key=False,
                          lock_timeout=lock_timeout).local()
     ids = writer.run_store(lambda store: do_grant(store, oid, name, infos, threshold))

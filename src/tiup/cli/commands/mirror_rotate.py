@@ -115,8 +115,12 @@ class _Collector:
 @click.command("rotate", short_help="Rotate root.json")
 @click.option("--key-dir", metavar="DIR",
               help="Directory with root keys (also searched: <mirror>/keys, $TIUP_HOME/keys).")
-@click.option("--add-key", "add_keys", multiple=True, metavar="FILE",
-              help="Add this key (public or private file) to the root role (repeatable).")
+@click.option("--add-key", "add_keys", multiple=True, metavar="FILE|URI",
+              help="Add this key (public or private file, or a 'pkcs11:…' token key) to the "
+                   "root role (repeatable).")
+@click.option("-k", "--key", "key_files", multiple=True, metavar="FILE|URI",
+              help="Also sign with this root key (a file, or a 'pkcs11:…' token key; "
+                   "repeatable).")
 @click.option("--remove-key", "remove_keys", multiple=True, metavar="KEYID",
               help="Remove this root key (id or a unique prefix of 8+ hex digits; repeatable).")
 @click.option("--threshold", type=click.IntRange(1), default=None,
@@ -134,7 +138,8 @@ class _Collector:
               metavar="SECONDS", help="Wait at most this long for another writer.")
 @click.pass_context
 def rotate(ctx: click.Context, key_dir: str | None, add_keys: tuple[str, ...],
-           remove_keys: tuple[str, ...], threshold: int | None, days: int | None, edit: bool,
+           key_files: tuple[str, ...], remove_keys: tuple[str, ...], threshold: int | None,
+           days: int | None, edit: bool,
            addr: str | None, all_keys: bool, sign_timeout: float, timeout: float,
            lock_timeout: float) -> int:
     """Publish the next root.json: add or remove root keys, change the root threshold.
@@ -156,7 +161,7 @@ def rotate(ctx: click.Context, key_dir: str | None, add_keys: tuple[str, ...],
 
 
     target = mirror_target(ctx)
-    writer = open_writer(target, (), key_dir, default_key=False, timeout=timeout,
+    writer = open_writer(target, key_files, key_dir, default_key=False, timeout=timeout,
                          lock_timeout=lock_timeout)
     with writer:
         return _rotate(writer, add_keys, remove_keys, threshold, days, edit, addr, all_keys,
@@ -168,11 +173,20 @@ def _rotate(writer: MirrorWriter, add_keys: tuple[str, ...], remove_keys: tuple[
             all_keys: bool, sign_timeout: float) -> int:
     import sys
 
+    from tiup.cli import tokens
     from tiup.keys import load_key_file, private_key
 
     ring = writer.keyring
     infos = []
+    tokens.setup(add_keys)
     for file in add_keys:
+        if tokens.is_uri(file):
+            from tiup.keys.pkcs11 import token_key
+
+            signer = token_key(file)
+            ring.add(signer, signer.where)
+            infos.append(signer.public.keyinfo())
+            continue
         info = load_key_file(Path(file))
         if info.is_private:
             ring.add(private_key(info, file), file)

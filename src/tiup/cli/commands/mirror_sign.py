@@ -21,8 +21,9 @@ DEFAULT_SIGN_TIMEOUT = 24 * 3600.0
 
 @click.command("sign", short_help="Add signatures to a manifest file")
 @click.argument("manifest")
-@click.option("-k", "--key", "key_file", metavar="FILE",
-              help="Private key (default $TIUP_HOME/keys/private.json).")
+@click.option("-k", "--key", "key_file", metavar="FILE|URI",
+              help="Private key file or 'pkcs11:…' token key (default "
+                   "$TIUP_HOME/keys/private.json).")
 @click.option("--timeout", type=click.FloatRange(0), default=10, show_default=True,
               help="Timeout (s) of each request when MANIFEST is a URL.")
 def sign(manifest: str, key_file: str | None, timeout: float) -> int:
@@ -35,11 +36,17 @@ def sign(manifest: str, key_file: str | None, timeout: float) -> int:
     the one the initiator shows. Fails if the manifest is already signed by
     that key.
     """
+    from tiup.cli import tokens
     from tiup.client.profile import Profile
     from tiup.keys import load_private_key
     from tiup.repository.admin import sign_file
 
-    key = load_private_key(Path(key_file) if key_file else Profile().default_key_path)
+    if key_file and tokens.setup([key_file]):
+        from tiup.keys.pkcs11 import token_key
+
+        key: Any = token_key(key_file)
+    else:
+        key = load_private_key(Path(key_file) if key_file else Profile().default_key_path)
     if manifest.startswith(("http://", "https://")):
         _sign_url(manifest, key, timeout)
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Private keys of the index/snapshot/timestamp roles (default: "
                           "<mirror>/keys if it exists). Publishing is enabled when they are "
                           "available."),
+        click.option("--key", "signing_keys", multiple=True, metavar="FILE|URI",
+                     help="A signing key of the index/snapshot/timestamp roles: a key file, "
+                          "or a 'pkcs11:…' token key with pin-source=FILE (repeatable; with "
+                          "or instead of --key-dir)."),
         click.option("--read-only", is_flag=True,
                      help="Serve files only: the publish API answers 404."),
         click.option("--tls-cert", metavar="FILE", help="Serve HTTPS with this certificate "
@@ -87,11 +92,21 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def redact_key(value: str) -> str:
+    """A ``--key`` value as shown: a token URI with its PIN hidden."""
+    if value[:7].lower() != "pkcs11:":
+        return value
+    from tiup.keys.pkcs11 import redact_uri
+
+    return redact_uri(value)
+
+
 def run_server(directory: str | None, addr: str, key_dir: str | None, read_only: bool,
                tls_cert: str | None, tls_key: str | None, upstream: str | None,
                max_upload_size: int, session_ttl: int, workers: int | None,
                max_staged_size: int = 16 << 30, max_client_staged_size: int = 8 << 30,
-               max_sessions: int = 64, max_client_sessions: int = 8) -> int:
+               max_sessions: int = 64, max_client_sessions: int = 8,
+               signing_keys: tuple[str, ...] = ()) -> int:
     """Check everything, print where we serve, then serve until SIGINT/SIGTERM.
 
     Raises:
@@ -133,14 +148,36 @@ def run_server(directory: str | None, addr: str, key_dir: str | None, read_only:
                 raise TiupError(f"key directory {key_dir} does not exist")
         elif (mirror / "keys").is_dir():
             keys = mirror / "keys"
-    if keys is not None:
-        check_signing_keys(mirror, keys)
-        if keys.is_relative_to(mirror):
-            output.warn(f"the key directory {keys} lies inside the served mirror {mirror}; "
-                        "it is never served, but move it out of any directory a static web "
-                        "server publishes (and pass --key-dir)")
-    uploads, temporary = upload_dir() if keys is not None else (None, False)
+    signing_keys = () if read_only else tuple(signing_keys)
+    if signing_keys:
+        from tiup.cli import tokens
+
+        if tokens.setup(signing_keys):
+            from tiup.keys.pkcs11 import parse_uri
+
+            for given in signing_keys:
+                if tokens.is_uri(given) and not {"pin-source", "pin-value"} & set(
+                        parse_uri(given).attrs):
+                    raise UsageError(f"{parse_uri(given).selector()}: the server's worker "
+                                     "processes cannot ask for a PIN",
+                                     hint="add pin-source=FILE (a file holding the PIN, "
+                                          "readable by the server only) to the URI")
+        signing_keys = tuple(v if tokens.is_uri(v) else str(Path(v).expanduser().resolve())
+                             for v in signing_keys)
+    if keys is not None or signing_keys:
+        check_signing_keys(mirror, keys, signing_keys)
+        if "tiup.keys.pkcs11" in sys.modules:  # PKCS#11 state must not cross the fork
+            from tiup.keys.pkcs11 import finalize_all
+
+            finalize_all()
+    if keys is not None and keys.is_relative_to(mirror):
+        output.warn(f"the key directory {keys} lies inside the served mirror {mirror}; "
+                    "it is never served, but move it out of any directory a static web "
+                    "server publishes (and pass --key-dir)")
+    publishing = keys is not None or bool(signing_keys)
+    uploads, temporary = upload_dir() if publishing else (None, False)
     config = ServerConfig(mirror=str(mirror), key_dir=str(keys) if keys else None,
+                          key_files=signing_keys,
                           upload_dir=uploads, max_upload=max_upload_size,
                           session_ttl=session_ttl, upstream=upstream,
                           max_staged=max_staged_size, max_client_staged=max_client_staged_size,
@@ -148,8 +185,10 @@ def run_server(directory: str | None, addr: str, key_dir: str | None, read_only:
     scheme = "https" if tls_cert else "http"
     n = workers or max(1, min(4, os.cpu_count() or 1))
     output.info(f"Serving {mirror} on {scheme}://{addr}")
-    if keys is not None:
-        output.info(f"Publishing is enabled (signing keys from {keys}, uploads in {uploads})")
+    if publishing:
+        where = ", ".join([*([str(keys)] if keys else []),
+                           *(redact_key(k) for k in signing_keys)])
+        output.info(f"Publishing is enabled (signing keys from {where}, uploads in {uploads})")
     else:
         output.info("Publishing is disabled (no key directory): files only")
     try:

@@ -36,6 +36,7 @@ from tiup.errors import (
     TiupError,
     UsageError,
 )
+from tiup.keys import PrivateKey
 from tiup.manifest.models import Component, Index, VersionItem
 from tiup.reader import VerifiedMirror
 from tiup.repository.clone.bootstrap import tarball_of, write_bootstrap, write_local_install
@@ -94,8 +95,8 @@ class _Plan:
 def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, now: datetime,
                  jobs: int = 4, progress: ProgressSink | None = None,
                  lock_timeout: float = 60.0, force: bool = False,
-                 key_dirs: Sequence[Path] = (), settings: Settings | None = None
-                 ) -> CloneReport:
+                 key_dirs: Sequence[Path] = (), settings: Settings | None = None,
+                 owner_key: PrivateKey | None = None) -> CloneReport:
     """Clone the mirror ``updater`` reads into ``target`` (see the module docstring).
 
     The target and the selection are checked before anything is written
@@ -107,6 +108,9 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
         force: replace another mirror in ``target``, or write next to other files there.
         key_dirs: where else the keys of an earlier clone may be (after ``<target>/keys``).
         settings: ``clone_give_up`` and the sync script (default: the process's).
+        owner_key: the key of owner ``pingcap`` in the clone (e.g. on a PKCS#11 token):
+            used for a new clone instead of a generated one (and not saved), and looked
+            for when an earlier clone's keys are reused.
 
     Raises:
         UsageError: the source is the target; an unknown component option.
@@ -117,7 +121,8 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
     settings = settings if settings is not None else current()
     target = target.expanduser().absolute()
     check_not_self(updater.address, target)
-    inspect_target(target, key_dirs, force=force)
+    given = [owner_key] if owner_key is not None else []
+    inspect_target(target, key_dirs, force=force, keys=given)
     report = CloneReport(target, updater.address, metadata_only=opts.metadata_only)
     updater.refresh()
     index = updater.index
@@ -138,17 +143,17 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
     storage.acquire(lock_timeout)
     try:
         # again under the lock: another writer may have changed the target meanwhile
-        found = inspect_target(target, key_dirs, force=force)
+        found = inspect_target(target, key_dirs, force=force, keys=given)
         return _clone_locked(updater, picked, found, opts, now, jobs, progress, report,
-                             settings, storage)
+                             settings, storage, owner_key)
     finally:
         storage.release()
 
 
 def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTarget,
                   opts: CloneOptions, now: datetime, jobs: int, progress: ProgressSink | None,
-                  report: CloneReport, settings: Settings, storage: LocalStorage
-                  ) -> CloneReport:
+                  report: CloneReport, settings: Settings, storage: LocalStorage,
+                  owner_key: PrivateKey | None = None) -> CloneReport:
     target = found.path
     prev = found.previous
     if found.replaced:
@@ -181,7 +186,7 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     # New keys (7 RSA-2048 keys, ≈0.4 s of CPU that releases the GIL) are generated
     # while the tarballs download.
     keygen = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clone-keygen")
-    new_keys = keygen.submit(CloneKeys.generate) if fresh else None
+    new_keys = keygen.submit(CloneKeys.generate, 2, owner_key) if fresh else None
     keygen.shutdown(wait=False)
     fetcher = updater.fetcher
     pool = DownloadPool(fetcher, target, jobs=jobs, progress=progress,

@@ -56,15 +56,18 @@ class CloneKeys:
     snapshot: PrivateKey
     timestamp: PrivateKey
     owner: PrivateKey
+    #: the owner key was given (a token key, or a file kept elsewhere): it is not saved
+    owner_given: bool = False
 
     @classmethod
-    def generate(cls, threads: int = 2) -> CloneKeys:
-        """Seven new RSA-2048 keys, made on ``threads`` threads (generation releases the
-        GIL: about 60 ms of CPU per key)."""
+    def generate(cls, threads: int = 2, owner: PrivateKey | None = None) -> CloneKeys:
+        """Seven new RSA-2048 keys (six with a given ``owner`` key), made on ``threads``
+        threads (generation releases the GIL: about 60 ms of CPU per key)."""
         with ThreadPoolExecutor(max_workers=max(1, threads),
                                 thread_name_prefix="clone-keygen") as pool:
-            keys = list(pool.map(lambda _n: generate(), range(7)))
-        return cls(keys[:3], keys[3], keys[4], keys[5], keys[6])
+            keys = list(pool.map(lambda _n: generate(), range(6 if owner else 7)))
+        return cls(keys[:3], keys[3], keys[4], keys[5], owner or keys[6],
+                   owner_given=owner is not None)
 
     def by_role(self) -> dict[str, list[PrivateKey]]:
         return {"root": self.root, "index": [self.index], "snapshot": [self.snapshot],
@@ -75,7 +78,8 @@ class CloneKeys:
         files: list[Path] = []
         try:
             key_dir.mkdir(parents=True, exist_ok=True)
-            for role, keys in [*self.by_role().items(), (OWNER, [self.owner])]:
+            owner = [] if self.owner_given else [(OWNER, [self.owner])]
+            for role, keys in [*self.by_role().items(), *owner]:
                 for key in keys:
                     path = key_dir / f"{key.keyid[:16]}-{role}.json"
                     save_private_key(path, key, overwrite=True)
@@ -92,8 +96,10 @@ class CloneKeys:
         return ring
 
 
-def reusable_keyring(state: MirrorState, key_dirs: Sequence[Path]) -> KeyRing | None:
-    """The clone's key ring if ``key_dirs`` hold every role key and the ``pingcap`` key.
+def reusable_keyring(state: MirrorState, key_dirs: Sequence[Path],
+                     keys: Sequence[PrivateKey] = ()) -> KeyRing | None:
+    """The clone's key ring if ``key_dirs`` and ``keys`` (e.g. the ``pingcap`` key on a
+    token) hold every role key and the ``pingcap`` key.
 
     Returns None (fresh keys needed) otherwise.
     """
@@ -101,6 +107,8 @@ def reusable_keyring(state: MirrorState, key_dirs: Sequence[Path]) -> KeyRing | 
         ring = load_keyring(key_dirs)
     except TiupError:
         return None
+    for key in keys:
+        ring.add(key, getattr(key, "where", "-k"))
     owner = state.index.owners.get(OWNER)
     if owner is None:
         return None

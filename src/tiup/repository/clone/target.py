@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tiup.errors import RepositoryError, TiupError
+from tiup.keys import PrivateKey
 from tiup.repository.clone.fetch import WORK_DIR
 from tiup.repository.clone.keys import reusable_keyring
 from tiup.repository.keyring import KeyRing
@@ -68,8 +69,9 @@ def _entries(path: Path) -> list[str]:
 
 
 def inspect_target(target: Path, key_dirs: Sequence[Path] = (), *,
-                   force: bool = False) -> CloneTarget:
-    """Classify ``target`` (see the module docstring); only reads.
+                   force: bool = False, keys: Sequence[PrivateKey] = ()) -> CloneTarget:
+    """Classify ``target`` (see the module docstring); only reads. ``keys``: private keys
+    given explicitly (the ``pingcap`` owner key on a token), looked for with ``key_dirs``.
 
     Raises:
         RepositoryError: ``target`` is a file or unreadable; or it holds another mirror
@@ -97,7 +99,7 @@ def inspect_target(target: Path, key_dirs: Sequence[Path] = (), *,
     except TiupError as exc:
         reason = f"it holds a mirror that cannot be read ({exc.message})"
     else:
-        ring = reusable_keyring(state, dirs)
+        ring = reusable_keyring(state, dirs, keys)
         if ring is not None:
             out.previous, out.ring = state, ring
             return out
