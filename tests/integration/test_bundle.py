@@ -142,3 +142,206 @@ def test_the_whole_loop(tiup, template: tuple[Path, Path], tmp_path: Path) -> No
     assert r.returncode == 0, r.output
     r = tiup("tidb:v8.5.3", env=ENV, subprocess=True)
     assert r.returncode == 0 and r.stdout.strip() == "tidb v8.5.3", r.output
+
+
+# ------------------------------------------------------------------ refusals
+@dataclass
+class World:
+    """The connected side (``outside``, a clone of upstream) and an air-gapped mirror
+    (``inside``) imported from ``full.tar``; then ``update.tar`` (one new version, --since
+    the inside's timestamp) and ``update2.tar`` (one more, --since the state update.tar
+    brings); ``other.tar``: a full bundle of another clone (other keys)."""
+
+    base: Path
+    outside: Path
+    inside: Path
+    full: Path
+    update: Path
+    update2: Path
+    other: Path
+    root_sha: str
+
+
+@pytest.fixture(scope="module")
+def world(template: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> World:
+    import os
+
+    from clirun import run_in_process
+
+    base = tmp_path_factory.mktemp("world")
+    env = {**os.environ, **ENV, "TIUP_HOME": str(base / "home")}
+
+    def tiup(*args: str) -> str:
+        r = run_in_process(args, env=env, cwd=base, input=None)
+        assert r.returncode == 0, r.output
+        return r.output
+
+    upstream, key = copy_upstream(template, base / "up")
+    outside, inside = base / "outside", base / "inside"
+    tiup("mirror", "clone", str(outside), *CLONE, "--source", str(upstream))
+    tiup("mirror", "export", str(outside), str(base / "full.tar"))
+    tiup("mirror", "import", str(base / "full.tar"), "--repo", str(inside), "--fingerprint",
+         fingerprint(outside))
+    bundles = []
+    state = base / "state"
+    shutil.copytree(inside, state)
+    for i, version in enumerate(("v8.5.3", "v8.5.4")):
+        publish_version(upstream, key, "pd", version, "linux/amd64",
+                        payload=hashlib.shake_256(version.encode()).digest(PAYLOAD // 2))
+        tiup("mirror", "clone", str(outside), *CLONE, "--source", str(upstream))
+        bundle = base / ("update.tar" if i == 0 else "update2.tar")
+        tiup("mirror", "export", str(outside), str(bundle), "--since",
+             str(state / "timestamp.json"))
+        tiup("mirror", "import", str(bundle), "--repo", str(state))
+        bundles.append(bundle)
+    other = base / "other"
+    tiup("mirror", "clone", str(other), *CLONE, "--source", str(upstream))
+    tiup("mirror", "export", str(other), str(base / "other.tar"))
+    return World(base, outside, inside, base / "full.tar", bundles[0], bundles[1],
+                 base / "other.tar", fingerprint(outside))
+
+
+def _import(bundle: Path | str, target: Path, **kw: object):  # type: ignore[no-untyped-def]
+    from publishkit import NOW
+    from tiup.repository.bundle.importer import import_bundle
+
+    return import_bundle(str(bundle), target, now=NOW, **kw)  # type: ignore[arg-type]
+
+
+def _refused(bundle: Path, target: Path, code: str, **kw: object) -> str:
+    from tiup.errors import BundleError
+
+    before = tree(target, skip=())
+    with pytest.raises(BundleError) as info:
+        _import(bundle, target, **kw)
+    assert info.value.code == code, info.value.message
+    assert tree(target, skip=()) == before
+    assert not list(target.glob(".tmp-*"))
+    return info.value.message
+
+
+@pytest.fixture
+def inside(world: World, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(world.inside, tmp_path / "inside"))
+
+
+def test_refuses_a_bundle_for_another_mirror(world: World, inside: Path) -> None:
+    msg = _refused(world.other, inside, "foreign")
+    assert "another mirror" in msg
+
+
+def test_refuses_a_replayed_old_bundle(world: World, inside: Path) -> None:
+    _import(world.update, inside)
+    msg = _refused(world.full, inside, "rollback")
+    assert "old bundle" in msg
+    # and the bundle it already holds is nothing to do
+    assert _import(world.update, inside).up_to_date
+
+
+def test_refuses_a_gap(world: World, inside: Path, tiup) -> None:
+    msg = _refused(world.update2, inside, "gap")
+    assert "gap" in msg
+    r = tiup("mirror", "import", str(world.update2), "--repo", str(inside), env=ENV)
+    assert r.returncode == 1 and "Traceback" not in r.output
+    assert "--since timestamp.json" in r.output  # which bundle is needed
+    _import(world.update, inside)
+    _import(world.update2, inside)
+    assert tree(inside) == tree(world.outside)
+
+
+def _rewrite(bundle: Path, out: Path, change: dict[str, bytes] | None = None,
+             extra: list[tarfile.TarInfo] | None = None, drop: str | None = None) -> Path:
+    """A copy of ``bundle`` with members replaced, added or dropped (the index untouched)."""
+    with tarfile.open(bundle) as src, tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as dst:
+        for m in src.getmembers():
+            if m.name == drop:
+                continue
+            data = src.extractfile(m).read()  # type: ignore[union-attr]
+            data = (change or {}).get(m.name, data)
+            m.size = len(data)
+            dst.addfile(m, io.BytesIO(data))
+        for info in extra or []:
+            dst.addfile(info, io.BytesIO(b"x" * info.size) if info.isreg() else None)
+    return out
+
+
+def test_refuses_a_tampered_tarball(world: World, inside: Path, tmp_path: Path) -> None:
+    with tarfile.open(world.update) as tar:
+        name = next(n for n in tar.getnames() if n.endswith(".tar.gz"))
+        data = bytearray(tar.extractfile(name).read())  # type: ignore[union-attr]
+    data[len(data) // 2] ^= 1
+    bad = _rewrite(world.update, tmp_path / "bad.tar", {name: bytes(data)})
+    msg = _refused(bad, inside, "tampered")
+    assert name in msg
+
+
+def test_refuses_tampered_manifests_and_hostile_members(world: World, inside: Path,
+                                                        tmp_path: Path) -> None:
+    with tarfile.open(world.update) as tar:
+        snap = tar.extractfile("snapshot.json").read()  # type: ignore[union-attr]
+    forged = snap.replace(b'"version":0', b'"version":0 ')
+    _refused(_rewrite(world.update, tmp_path / "a.tar", {"snapshot.json": forged}), inside,
+             "tampered")
+    link = tarfile.TarInfo("evil.tar.gz")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    _refused(_rewrite(world.update, tmp_path / "b.tar", extra=[link]), inside, "malformed")
+    up = tarfile.TarInfo("../escape.tar.gz")
+    up.size = 3
+    _refused(_rewrite(world.update, tmp_path / "c.tar", extra=[up]), inside, "malformed")
+    dev = tarfile.TarInfo("null.tar.gz")
+    dev.type = tarfile.CHRTYPE
+    _refused(_rewrite(world.update, tmp_path / "d.tar", extra=[dev]), inside, "malformed")
+    truncated = _rewrite(world.update, tmp_path / "e.tar",
+                         drop=next(n for n in members(world.update) if n.endswith(".tar.gz")))
+    _refused(truncated, inside, "malformed")
+    not_tar = tmp_path / "f.tar"
+    not_tar.write_bytes(b"hello" * 300)
+    _refused(not_tar, inside, "malformed")
+
+
+def test_first_import_needs_a_trust_anchor(world: World, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    msg = _refused(world.full, empty, "untrusted")
+    assert world.root_sha in msg
+    _refused(world.full, empty, "untrusted", fingerprint="0" * 64)
+    _refused(world.full, empty, "untrusted", trust_root=(world.base / "other" /
+                                                         "root.json").read_bytes())
+    _refused(world.update, empty, "gap", fingerprint=world.root_sha)
+    (empty / "notes.txt").write_text("mine")
+    _refused(world.full, empty, "not-empty", fingerprint=world.root_sha)
+    (empty / "notes.txt").unlink()
+    _import(world.full, empty, trust_root=(world.outside / "root.json").read_bytes())
+    assert_valid(empty)
+
+
+def test_parts_are_reassembled_and_each_checked(world: World, inside: Path, tiup,
+                                                tmp_path: Path) -> None:
+    bundle = tmp_path / "parts" / "full.tar"
+    bundle.parent.mkdir()
+    r = tiup("mirror", "export", str(world.outside), str(bundle), "--part-size", "256KiB",
+             env=ENV, cwd=tmp_path)
+    assert r.returncode == 0, r.output
+    parts = sorted(p.name for p in bundle.parent.iterdir())
+    assert parts[-1] == "full.tar.parts.json" and len(parts) >= 5, parts
+    assert all((bundle.parent / p).stat().st_size == 256 * 1024 for p in parts[:-2])
+    single = tmp_path / "single.tar"
+    r = tiup("mirror", "export", str(world.outside), str(single), env=ENV)
+    assert r.returncode == 0, r.output
+    # the parts are byte slices of the one tar stream
+    assert b"".join((bundle.parent / p).read_bytes() for p in parts[:-1]) == single.read_bytes()
+    fresh = tmp_path / "fresh"
+    _import(bundle, fresh, fingerprint=world.root_sha)
+    assert tree(fresh) == tree(world.outside)
+    # one damaged part: refused, named
+    part = bundle.parent / parts[1]
+    data = bytearray(part.read_bytes())
+    data[100] ^= 1
+    part.write_bytes(bytes(data))
+    fresh2 = tmp_path / "fresh2"
+    from tiup.errors import BundleError
+
+    with pytest.raises(BundleError) as info:
+        _import(str(bundle) + ".parts.json", fresh2, fingerprint=world.root_sha)
+    assert info.value.code == "tampered" and parts[1] in info.value.message
+    assert not fresh2.exists()

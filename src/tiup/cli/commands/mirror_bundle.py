@@ -71,8 +71,8 @@ def export(mirror: str, since: str | None, bundle: str, part_size: int | None, d
                 raise UsageError(f"cannot read --since {since}: {exc.reason}",
                                  hint="pass the target's timestamp.json, snapshot.json, or "
                                       "its timestamp version") from exc
-    if part_size is not None and part_size < 1024 * 1024:
-        raise UsageError("--part-size must be at least 1MiB")
+    if part_size is not None and part_size < 64 * 1024:
+        raise UsageError("--part-size must be at least 64KiB")
     if part_size and bundle == "-":
         raise UsageError("--part-size needs a file name for BUNDLE, not `-`")
     hist = _history(history)

@@ -100,10 +100,19 @@ def _tar_member_size(length: int) -> int:
 
 
 # ---------------------------------------------------------------------- since
-def history_dir(base: Path, state: MirrorState) -> Path:
-    """The export history of one mirror under ``base`` (by its first root)."""
-    first = hashlib.sha256(state.root_json).hexdigest()[:16]
-    return base / first
+def mirror_id(storage: LocalStorage, state: MirrorState) -> str:
+    """A mirror's identity: the sha256 of its ``1.root.json`` (every later root is signed
+    by the one before, so the first one names the mirror across rotations)."""
+    try:
+        first = storage.read("1.root.json", trust.MAX_ROOT_SIZE)
+    except NotFoundError:
+        first = state.root_json
+    return hashlib.sha256(first).hexdigest()
+
+
+def history_dir(base: Path, storage: LocalStorage, state: MirrorState) -> Path:
+    """The export history of one mirror under ``base`` (by its identity)."""
+    return base / mirror_id(storage, state)[:16]
 
 
 def _signed_by_any_root(state: MirrorState, storage: LocalStorage, data: bytes, source: str,
@@ -219,7 +228,7 @@ def _plan(storage: LocalStorage, since: bytes | int | None, since_source: str,
     ts_raw = state.reader.state.timestamp_raw
     snap_raw = state.reader.state.snapshot_raw
     assert ts_raw is not None and snap_raw is not None
-    hist = history_dir(history, state) if history is not None else None
+    hist = history_dir(history, storage, state) if history is not None else None
     target: Since | None = None
     old_snapshot: bytes | None = None
     up_to_date = False
@@ -228,7 +237,7 @@ def _plan(storage: LocalStorage, since: bytes | int | None, since_source: str,
         up_to_date = old_snapshot is None
     root_name = state.root_name
     root_raw = state.reader.state.root_raw
-    idx = BundleIndex(hashlib.sha256(root_raw).hexdigest(), state.root.version,
+    idx = BundleIndex(mirror_id(storage, state), hashlib.sha256(root_raw).hexdigest(), state.root.version,
                       state.timestamp.version, hashlib.sha256(snap_raw).hexdigest(), target)
     plan = ExportPlan(storage.directory, idx, snap_raw, up_to_date=up_to_date)
     if up_to_date:
@@ -364,7 +373,7 @@ def record_history(base: Path, plan: ExportPlan) -> None:
     storage = LocalStorage(plan.mirror)
     with contextlib.suppress(TiupError, OSError):
         state = read_state(storage)
-        where = history_dir(base, state)
+        where = history_dir(base, storage, state)
         where.mkdir(parents=True, exist_ok=True)
         name = f"{plan.index.timestamp_version}-{plan.index.snapshot_sha256}.snapshot.json"
         if not (where / name).exists():

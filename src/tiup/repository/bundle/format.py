@@ -143,6 +143,8 @@ class Since:
 class BundleIndex:
     """``bundle.json``: what the bundle holds and the states it goes from and to."""
 
+    #: the mirror's identity: sha256 of its ``1.root.json`` (constant across rotations)
+    mirror_id: str
     #: sha256 of the mirror's newest root.json bytes in this bundle (what import prints)
     root_sha256: str
     root_version: int
@@ -164,7 +166,7 @@ class BundleIndex:
             since = {"snapshot_sha256": self.since.snapshot_sha256,
                      "timestamp_version": self.since.timestamp_version or 0}
         return encode_canonical({
-            "format": FORMAT, "root_sha256": self.root_sha256,
+            "format": FORMAT, "mirror_id": self.mirror_id, "root_sha256": self.root_sha256,
             "root_version": self.root_version, "timestamp_version": self.timestamp_version,
             "snapshot_sha256": self.snapshot_sha256, "since": since,
             "files": [m.to_dict() for m in self.files]})
@@ -201,7 +203,7 @@ class BundleIndex:
                 seen.add(name)
                 files.append(Member(name, _int(f["length"]), _hex(f["sha256"], _HEX64),
                                     _hex(f["sha512"], _HEX128)))
-            return cls(_hex(raw["root_sha256"], _HEX64), _int(raw["root_version"]),
+            return cls(_hex(raw["mirror_id"], _HEX64), _hex(raw["root_sha256"], _HEX64), _int(raw["root_version"]),
                        _int(raw["timestamp_version"]), _hex(raw["snapshot_sha256"], _HEX64),
                        since, files)
         except (KeyError, TypeError, ValueError) as exc:

@@ -315,6 +315,10 @@ class _Import:
                     hint="export a full bundle (`tiup mirror export <mirror> <bundle>` without "
                          "--since)")
             return False
+        from tiup.repository.bundle.export import mirror_id
+
+        if idx.mirror_id != mirror_id(self.storage, self.state):
+            raise _foreign(self.target, "its mirror's first root is not the target's")
         ts = self.state.timestamp
         meta = ts.snapshot_meta
         assert meta is not None
