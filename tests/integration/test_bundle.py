@@ -345,3 +345,104 @@ def test_parts_are_reassembled_and_each_checked(world: World, inside: Path, tiup
         _import(str(bundle) + ".parts.json", fresh2, fingerprint=world.root_sha)
     assert info.value.code == "tampered" and parts[1] in info.value.message
     assert not fresh2.exists()
+
+
+# ------------------------------------------------------------------ SIGKILL
+def _kill_points(steps: list[str]) -> list[tuple[str, int, str]]:
+    """Each traced step as (stop glob, n-th match of its kind, the step)."""
+    from collections import Counter
+
+    points, seen = [], Counter[str]()
+    for step in steps:
+        kind = step.split(" ", 1)[0]
+        seen[kind] += 1
+        points.append((kind if kind == "exit" else f"{kind} *", seen[kind], step))
+    return points
+
+
+def _kill_and_rerun(world: World, bundle: Path, make_target, args: tuple[str, ...],
+                    tmp_path: Path, pick, expected: dict[str, bytes]
+                    ) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    import os
+    import re
+
+    import killpoints
+    from publishkit import audit
+
+    env = {**os.environ, **ENV}
+    traced = make_target(tmp_path / "traced")
+    steps = killpoints.trace(["mirror", "import", str(bundle), "--repo", str(traced), *args],
+                             root=traced, env=env, log=tmp_path / "steps")
+    assert any(s.endswith("-> timestamp.json") for s in steps), steps
+    outcomes = {"old": 0, "interrupted": 0, "new": 0, "not yet a mirror": 0}
+    points = pick(_kill_points(steps))
+    assert len(points) >= 5
+    for i, (stop, nth, step) in enumerate(points):
+        m = make_target(tmp_path / f"m{i}")
+        before = tree(m) if (m / "root.json").exists() else None
+        with killpoints.start(["mirror", "import", str(bundle), "--repo", str(m), *args],
+                              root=m, stop=stop, nth=nth, env=env,
+                              marker=tmp_path / f"stopped-{i}") as child:
+            got = child.wait_stopped()
+            assert re.sub(r"\.tmp-\S+", "", got) == re.sub(r"\.tmp-\S+", "", step)
+            child.kill()
+        if not (m / "root.json").exists():
+            outcomes["not yet a mirror"] += 1  # a first import: root.json is written last
+        else:
+            problems = audit(m)
+            if problems:  # only the window between the renames of snapshot and timestamp
+                assert all("next write completes it" in p for p in problems), (step, problems)
+                outcomes["interrupted"] += 1
+            else:
+                now = tree(m)
+                # local_install.sh (not signed: written by tiup itself) follows the commit
+                clean = {k: v for k, v in now.items() if not k.startswith(".tmp-")
+                         and k != "local_install.sh"}
+                clean["local_install.sh"] = expected["local_install.sh"]
+                outcomes["old" if before is not None and now.get("timestamp.json") ==
+                         before["timestamp.json"] else "new"] += 1
+                assert clean == expected or now.get("timestamp.json") == (
+                    before or {}).get("timestamp.json"), step
+        # the same import again completes it
+        _import(bundle, m, fingerprint=world.root_sha)
+        assert not list(m.glob(".tmp-*")), step
+        assert_valid(m)
+        assert tree(m) == expected, step
+    return outcomes
+
+
+def test_sigkill_during_an_incremental_import(world: World, tmp_path: Path) -> None:
+    """Killed before every file-system step of an import (and when done): the target is
+    its old state, or the interrupted window the re-run completes, or the new state; the
+    same import run again completes it and the mirror verifies."""
+    state = tmp_path / "at-update"
+    shutil.copytree(world.inside, state)
+    _import(world.update, state)
+
+    def target(where: Path) -> Path:
+        return Path(shutil.copytree(state, where))
+
+    outcomes = _kill_and_rerun(world, world.update2, target, (), tmp_path, lambda p: p,
+                               tree(world.outside))
+    assert sum(outcomes.values()) >= 10, outcomes
+    assert outcomes["old"] and outcomes["new"] and outcomes["interrupted"], outcomes
+
+
+def test_sigkill_during_a_first_import(world: World, tmp_path: Path) -> None:
+    import random
+
+    def target(where: Path) -> Path:
+        where.mkdir(parents=True)
+        return where
+
+    def pick(points: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+        # the commit's last renames (snapshot, timestamp, root.json), and random others
+        renames = [p for p in points if p[0] == "rename *"]
+        last = renames[-4:]
+        others = [p for p in points if p not in last]
+        return last + random.Random(15).sample(others, min(6, len(others)))
+
+    outcomes = _kill_and_rerun(world, world.full, target,
+                               ("--fingerprint", world.root_sha), tmp_path / "first", pick,
+                               tree(world.inside))
+    assert outcomes["not yet a mirror"] and outcomes["new"], outcomes

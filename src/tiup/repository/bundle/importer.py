@@ -214,6 +214,8 @@ class _Import:
         self.report.timestamp_version = idx.timestamp_version
         self.report.root_version = idx.root_version
         if self._precheck(idx):
+            # an earlier run committed it but may have died before local_install.sh
+            write_local_install(self.target)
             return
         if self.state is None:
             self._check_empty(idx)
