@@ -446,3 +446,62 @@ def test_sigkill_during_a_first_import(world: World, tmp_path: Path) -> None:
                                ("--fingerprint", world.root_sha), tmp_path / "first", pick,
                                tree(world.inside))
     assert outcomes["not yet a mirror"] and outcomes["new"], outcomes
+
+
+# ------------------------------------------------------------------ the forms of --since
+def test_since_forms_and_the_export_history(world: World, tiup, tmp_path: Path) -> None:
+    history = world.base / "home" / "export-history"
+    import json
+
+    inside = world.inside
+    json_version = json.loads((inside / "timestamp.json").read_bytes())["signed"]["version"]
+    listings = {}
+    for name, since, hist in (("file", str(inside / "timestamp.json"), history),
+                              ("number", str(json_version), history),
+                              ("snapshot", str(inside / "snapshot.json"), tmp_path / "none")):
+        out = tmp_path / f"{name}.tar"
+        r = tiup("mirror", "export", str(world.outside), str(out), "--since", since,
+                 "--history", str(hist), env=ENV)
+        assert r.returncode == 0, r.output
+        listings[name] = members(out)
+    assert listings["file"] == listings["number"] == listings["snapshot"]
+    fresh = Path(shutil.copytree(inside, tmp_path / "target"))
+    _import(tmp_path / "number.tar", fresh)
+    assert tree(fresh) == tree(world.outside)
+
+    # no record of that state here: a clear refusal naming the way out
+    r = tiup("mirror", "export", str(world.outside), str(tmp_path / "x.tar"), "--since",
+             str(inside / "timestamp.json"), "--history", str(tmp_path / "none"), env=ENV)
+    assert r.returncode == 1 and "Traceback" not in r.output
+    assert "snapshot.json" in r.output and not (tmp_path / "x.tar").exists()
+    # another mirror's timestamp
+    r = tiup("mirror", "export", str(world.outside), str(tmp_path / "y.tar"), "--since",
+             str(world.base / "other" / "timestamp.json"), env=ENV)
+    assert r.returncode == 1 and "another mirror" in r.output, r.output
+    # the target is up to date: nothing to export
+    r = tiup("mirror", "export", str(world.outside), str(tmp_path / "z.tar"), "--since",
+             str(world.outside / "timestamp.json"), env=ENV)
+    assert r.returncode == 0 and "nothing to export" in r.output
+    assert not (tmp_path / "z.tar").exists()
+
+
+def test_a_bundle_streams_through_a_pipe(world: World, tmp_path: Path) -> None:
+    """``export … -`` into ``import -``: no file in between."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **ENV, "TIUP_HOME": str(tmp_path / "home")}
+    target = Path(shutil.copytree(world.inside, tmp_path / "target"))
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "tiup", "mirror", "export", str(world.outside), "-", "--since",
+         str(target / "snapshot.json")], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    importer = subprocess.run(
+        [sys.executable, "-m", "tiup", "mirror", "import", "-", "--repo", str(target)],
+        env=env, stdin=exporter.stdout, capture_output=True, text=True, timeout=120)
+    assert exporter.stdout is not None
+    exporter.stdout.close()
+    assert exporter.wait(timeout=120) == 0
+    assert importer.returncode == 0, importer.stderr
+    assert tree(target) == tree(world.outside)
