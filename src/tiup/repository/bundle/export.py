@@ -38,7 +38,6 @@ from typing import BinaryIO
 
 from tiup import trust
 from tiup.errors import BundleError, NotFoundError, TiupError
-from tiup.hashing import FileInfo
 from tiup.manifest.envelope import parse_envelope
 from tiup.manifest.models import Component, Root, Snapshot, Timestamp
 from tiup.manifest.names import check_item_url, versioned_url
@@ -62,6 +61,8 @@ from tiup.repository.state import MirrorState, read_state
 
 #: tar blocks; a whole tar stream is padded to a multiple of tarfile's record (10 KiB)
 RECORD = tarfile.BLOCKSIZE
+#: how much tarfile reads and writes at a time
+COPY_BUFFER = 1024 * 1024
 
 Progress = Callable[[int, int], None]
 
@@ -237,8 +238,9 @@ def _plan(storage: LocalStorage, since: bytes | int | None, since_source: str,
         up_to_date = old_snapshot is None
     root_name = state.root_name
     root_raw = state.reader.state.root_raw
-    idx = BundleIndex(mirror_id(storage, state), hashlib.sha256(root_raw).hexdigest(), state.root.version,
-                      state.timestamp.version, hashlib.sha256(snap_raw).hexdigest(), target)
+    idx = BundleIndex(mirror_id(storage, state), hashlib.sha256(root_raw).hexdigest(),
+                      state.root.version, state.timestamp.version,
+                      hashlib.sha256(snap_raw).hexdigest(), target)
     plan = ExportPlan(storage.directory, idx, snap_raw, up_to_date=up_to_date)
     if up_to_date:
         return plan
@@ -281,31 +283,44 @@ def _plan(storage: LocalStorage, since: bytes | int | None, since_source: str,
                               hint=f"run `tiup mirror verify {storage.location}`")
     files.append((TIMESTAMP, 0, "timestamp.json", "timestamp.json"))
     files.append((SNAPSHOT, 0, "snapshot.json", "snapshot.json"))
-    tarballs: dict[str, str] = {}
-    for url, meta in state.snapshot.meta.items():
-        if url in ("/root.json", state.reader.state.index_url()):
-            continue
-        for name, sha in _tarballs_named(storage, url, meta.version):
-            if (name, sha) not in known and name in listing:
-                tarballs[name] = sha
+    # tarballs: lengths and hashes from the verified manifests (no re-hashing here; the
+    # write pass checks each file's sha256 as it copies it)
+    tarballs: dict[str, Member] = {}
+    index = state.index
+    for cid in sorted(index.components):
+        comp = state.component(cid)
+        assert comp is not None
+        for plat, ver, item in comp.items():
+            try:
+                name = check_item_url(comp.id, plat, ver, item.url)
+            except TiupError:
+                continue
+            entry = listing.get(name)
+            if (name, item.sha256) in known or entry is None:
+                continue
+            if entry.size != item.length:
+                raise BundleError(f"{name} of {storage.location} is {entry.size} bytes, its "
+                                  f"manifest says {item.length}", file=name, code="tampered",
+                                  hint=f"run `tiup mirror verify {storage.location}`")
+            tarballs[name] = Member(name, item.length, item.sha256, item.sha512)
     for name in sorted(listing):
         if is_bootstrap_copy(name) is not None:
             info = storage.file_info(name)
             if info.sha256 not in known_sha:
-                tarballs[name] = info.sha256
+                tarballs[name] = Member(name, info.length, info.sha256, info.sha512)
     files.sort(key=lambda f: (f[0], f[2], f[1]))
-    order = [f[3] for f in files]
-    order += sorted(n for n in tarballs if is_bootstrap_copy(n) is None)
-    order += sorted(n for n in tarballs if is_bootstrap_copy(n) is not None)
-    for name in order:
+    for _kind, _version, _base, name in files:
         info = storage.file_info(name)
         idx.files.append(Member(name, info.length, info.sha256, info.sha512))
+    idx.files += [tarballs[n] for n in sorted(tarballs) if is_bootstrap_copy(n) is None]
+    idx.files += [tarballs[n] for n in sorted(tarballs) if is_bootstrap_copy(n) is not None]
     return plan
 
 
 def _tarballs_named(storage: LocalStorage, url: str, version: int) -> Iterator[tuple[str, str]]:
     """(tarball name, sha256) of every item of the component manifest ``version`` of ``url``
-    in the exporter's mirror (already verified by the walk, or an older version of it)."""
+    in the exporter's mirror: what the target's manifests named (used only to leave files
+    out; a wrong answer makes the import refuse the bundle as a gap, never trust more)."""
     name = versioned_url(url, version).lstrip("/")
     try:
         data = storage.read(name)
@@ -386,7 +401,7 @@ def _write_tar(plan: ExportPlan, out: BinaryIO, progress: Progress | None) -> No
     total = sum(m.length for m in plan.files)
     done = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT,
-                      bufsize=RECORD * 128) as tar:
+                      bufsize=COPY_BUFFER) as tar:
         data = plan.index.encode()
         tar.addfile(_info(INDEX_NAME, len(data)), _BytesReader(data))
         for m in plan.files:
@@ -394,8 +409,7 @@ def _write_tar(plan: ExportPlan, out: BinaryIO, progress: Progress | None) -> No
             with open(path, "rb") as fh:
                 hasher = _HashingReader(fh)
                 tar.addfile(_info(m.name, m.length), hasher)
-            info = hasher.info()
-            if info.length != m.length or info.sha256 != m.sha256:
+            if hasher.length != m.length or hasher.sha256.hexdigest() != m.sha256:
                 raise BundleError(f"{path} changed while the bundle was written", file=str(path),
                                   code="tampered", hint="run the export again")
             done += m.length
@@ -425,18 +439,16 @@ class _BytesReader:
 
 
 class _HashingReader:
-    """A file read by tarfile, hashed as it passes (one read of each file)."""
+    """A file read by tarfile, its sha256 taken as it passes (one read of each file; the
+    sha256 is the one the import checks first, against the signed manifest)."""
 
     def __init__(self, fh: BinaryIO):
-        from tiup.hashing import Hasher
-
         self._fh = fh
-        self._hasher = Hasher()
+        self.sha256 = hashlib.sha256()
+        self.length = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._fh.read(n)
-        self._hasher.update(data)
+        self.sha256.update(data)
+        self.length += len(data)
         return data
-
-    def info(self) -> FileInfo:
-        return self._hasher.info()

@@ -203,9 +203,9 @@ class BundleIndex:
                 seen.add(name)
                 files.append(Member(name, _int(f["length"]), _hex(f["sha256"], _HEX64),
                                     _hex(f["sha512"], _HEX128)))
-            return cls(_hex(raw["mirror_id"], _HEX64), _hex(raw["root_sha256"], _HEX64), _int(raw["root_version"]),
-                       _int(raw["timestamp_version"]), _hex(raw["snapshot_sha256"], _HEX64),
-                       since, files)
+            return cls(_hex(raw["mirror_id"], _HEX64), _hex(raw["root_sha256"], _HEX64),
+                       _int(raw["root_version"]), _int(raw["timestamp_version"]),
+                       _hex(raw["snapshot_sha256"], _HEX64), since, files)
         except (KeyError, TypeError, ValueError) as exc:
             raise malformed(f"{source} is not a valid bundle index ({exc})", source) from exc
 

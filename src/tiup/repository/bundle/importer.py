@@ -201,7 +201,8 @@ class _Import:
         else:
             self.report.first = True
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - a stream, not a file
+            # a stream, closed by the caller; read 1 MiB at a time
+            tar = tarfile.open(fileobj=stream, mode="r|", bufsize=1024 * 1024)  # noqa: SIM115
         except tarfile.TarError as exc:
             raise malformed(f"{self.report.bundle} is not a bundle (not a tar stream)",
                             self.report.bundle) from exc
