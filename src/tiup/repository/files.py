@@ -164,17 +164,27 @@ class Staging(Transaction):
             RepositoryError: the write failed (disk full, ...); whatever ``chunks`` raises
             (the partial file stays staged and goes with :meth:`discard`).
         """
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         tmp = self._tmp(name)
         hasher = Hasher()
+        # hashlib releases the GIL: the hashes of one block run on another core while
+        # this thread writes it and reads the next (at most two blocks in flight)
+        pending: list[Future[None]] = []
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            self.files[name] = tmp
-            with os.fdopen(fd, "wb") as dst:
-                for block in chunks:
-                    dst.write(block)
-                    hasher.update(block)
-                dst.flush()
-                os.fsync(dst.fileno())
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-hash") as pool:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                self.files[name] = tmp
+                with os.fdopen(fd, "wb") as dst:
+                    for block in chunks:
+                        pending.append(pool.submit(hasher.update, block))
+                        dst.write(block)
+                        if len(pending) > 1:
+                            pending.pop(0).result()
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                for job in pending:
+                    job.result()
         except OSError as exc:
             raise write_failed(self.directory, name, exc) from exc
         return hasher.info()

@@ -398,57 +398,50 @@ def record_history(base: Path, plan: ExportPlan) -> None:
 
 
 def _write_tar(plan: ExportPlan, out: BinaryIO, progress: Progress | None) -> None:
+    """The tar stream, written directly: a ustar header per member (``tarfile`` makes it),
+    the bytes in 1 MiB blocks with their sha256 taken as they pass, zero padding to the
+    512-byte block, two zero blocks, zero padding to tarfile's 10 KiB record."""
     total = sum(m.length for m in plan.files)
-    done = 0
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT,
-                      bufsize=COPY_BUFFER) as tar:
-        data = plan.index.encode()
-        tar.addfile(_info(INDEX_NAME, len(data)), _BytesReader(data))
-        for m in plan.files:
-            path = plan.mirror / m.name
-            with open(path, "rb") as fh:
-                hasher = _HashingReader(fh)
-                tar.addfile(_info(m.name, m.length), hasher)
-            if hasher.length != m.length or hasher.sha256.hexdigest() != m.sha256:
-                raise BundleError(f"{path} changed while the bundle was written", file=str(path),
-                                  code="tampered", hint="run the export again")
-            done += m.length
-            if progress is not None:
-                progress(done, total)
+    done = written = 0
+
+    def put(data: bytes | memoryview) -> None:
+        nonlocal written
+        out.write(data)
+        written += len(data)
+
+    data = plan.index.encode()
+    put(_header(INDEX_NAME, len(data)))
+    put(data + _pad(len(data)))
+    for m in plan.files:
+        path = plan.mirror / m.name
+        put(_header(m.name, m.length))
+        digest, length = hashlib.sha256(), 0
+        with open(path, "rb") as fh:
+            while length < m.length and (block := fh.read(min(COPY_BUFFER, m.length - length))):
+                digest.update(block)
+                put(block)
+                length += len(block)
+                if progress is not None:
+                    progress(done + length, total)
+        if length != m.length or digest.hexdigest() != m.sha256:
+            raise BundleError(f"{path} changed while the bundle was written", file=str(path),
+                              code="tampered", hint="run the export again")
+        put(_pad(m.length))
+        done += m.length
+    put(bytes(2 * RECORD))
+    put(bytes(-written % tarfile.RECORDSIZE))
 
 
-def _info(name: str, size: int) -> tarfile.TarInfo:
+def _header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.mode = 0o644
     info.mtime = 0
     info.type = tarfile.REGTYPE
-    return info
+    return info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "strict")
 
 
-class _BytesReader:
-    def __init__(self, data: bytes):
-        self._data = memoryview(data)
-        self._pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n < 0 else self._pos + n
-        out = bytes(self._data[self._pos:end])
-        self._pos += len(out)
-        return out
+def _pad(length: int) -> bytes:
+    return bytes(-length % RECORD)
 
 
-class _HashingReader:
-    """A file read by tarfile, its sha256 taken as it passes (one read of each file; the
-    sha256 is the one the import checks first, against the signed manifest)."""
-
-    def __init__(self, fh: BinaryIO):
-        self._fh = fh
-        self.sha256 = hashlib.sha256()
-        self.length = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._fh.read(n)
-        self.sha256.update(data)
-        self.length += len(data)
-        return data
