@@ -63,7 +63,9 @@ from tiup.repository.bundle.format import (
     MAX_INDEX_SIZE,
     MAX_MANIFEST_SIZE,
     PARTS_SUFFIX,
+    ROOT,
     TARBALL,
+    TIMESTAMP,
     BundleIndex,
     PartsReader,
     chunks,
@@ -81,6 +83,8 @@ from tiup.repository.storage import Transaction, Write
 
 Progress = Callable[[int, int], None]
 _NEUTRAL = frozenset({"lock", LOCAL_INSTALL})
+#: what a manifest member may weigh before it is parsed (clients' caps where they have one)
+_CAPS = {ROOT: trust.MAX_ROOT_SIZE, TIMESTAMP: trust.MAX_TIMESTAMP_SIZE}
 
 
 @dataclass
@@ -239,7 +243,8 @@ class _Import:
                 if member_kind(name) != TARBALL:
                     if verified is not None:
                         raise malformed(f"manifest {name} comes after the tarballs", name)
-                    data = self._read(tar, member, MAX_MANIFEST_SIZE)
+                    data = self._read(tar, member, _CAPS.get(member_kind(name),
+                                                             MAX_MANIFEST_SIZE))
                     if hashlib.sha256(data).hexdigest() != decl.sha256:
                         raise _tampered(name, "differs from the bundle index (sha256)")
                     meta[name] = data
