@@ -21,7 +21,10 @@ CLONE = ("--full", "-o", "linux", "-a", "amd64")
 PAYLOAD = 1024 * 1024  # uncompressible bytes per new tarball: the size check is meaningful
 
 
-def tree(directory: Path, skip: tuple[str, ...] = ("keys", ".tiup-clone", ".tiup-mirror.toml")) -> dict[str, bytes]:
+SIGNING_SIDE = ("keys", ".tiup-clone", ".tiup-mirror.toml")
+
+
+def tree(directory: Path, skip: tuple[str, ...] = SIGNING_SIDE) -> dict[str, bytes]:
     """Every file under ``directory`` (relative name → bytes), except ``lock`` and what only
     the signing side has: its keys, its clone work directory, its re-signing lifetimes."""
     out = {}
@@ -40,23 +43,6 @@ def members(bundle: Path) -> list[str]:
 
 def fingerprint(mirror: Path) -> str:
     return hashlib.sha256((mirror / "root.json").read_bytes()).hexdigest()
-
-
-@dataclass
-class World:
-    """The connected side (upstream and its clone ``outside``) and the air-gapped one
-    (``inside``, imported from ``full.tar``), with ``update.tar`` exported ``--since``
-    the inside's timestamp after upstream published two new versions."""
-
-    base: Path
-    upstream: Path
-    key: Path
-    outside: Path
-    inside: Path
-    full: Path
-    update: Path
-    new_tarballs: list[str]
-    inside_before: dict[str, bytes]
 
 
 def _clone(tiup, upstream: Path, target: Path) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tiup import trust
-from tiup.errors import BundleError, NotFoundError, TiupError
+from tiup.errors import BundleError, NotFoundError, RepositoryError, TiupError
 from tiup.manifest.envelope import parse_envelope
 from tiup.manifest.models import Component, Root, Snapshot, Timestamp
 from tiup.manifest.names import check_item_url, versioned_url
@@ -226,6 +226,13 @@ def plan_export(mirror: Path, *, since: bytes | int | None = None, since_source:
 def _plan(storage: LocalStorage, since: bytes | int | None, since_source: str,
           history: Path | None) -> ExportPlan:
     state = read_state(storage)
+    if state.interrupted:
+        raise RepositoryError(
+            f"mirror {storage.location} has a commit that was interrupted (snapshot.json is "
+            "newer than timestamp.json): its state is not one a bundle can carry",
+            file=storage.location,
+            hint="complete it with a write first (run the `tiup mirror clone` again, or "
+                 f"`tiup mirror --repo {storage.location} renew`)")
     ts_raw = state.reader.state.timestamp_raw
     snap_raw = state.reader.state.snapshot_raw
     assert ts_raw is not None and snap_raw is not None
@@ -348,8 +355,6 @@ def write_bundle(plan: ExportPlan, out: Path | None, *, part_size: int | None = 
         BundleError: a mirror file changed since the plan (``tampered``).
         RepositoryError: the bundle cannot be written.
     """
-    from tiup.errors import RepositoryError
-
     written: list[Path] = []
     try:
         if out is None:

@@ -50,8 +50,6 @@ MAX_INDEX_SIZE = 32 * 1024 * 1024
 MAX_PARTS_SIZE = 4 * 1024 * 1024
 MAX_MANIFEST_SIZE = 64 * 1024 * 1024
 MAX_FILES = 200_000
-#: a tarball may not be larger than this (a cap before its signed length is known)
-MAX_TARBALL_SIZE = 64 * 1024 ** 3
 
 _VERSIONED = re.compile(r"([1-9][0-9]{0,9})\.(.+)\.json")
 _HEX64 = re.compile(r"[0-9a-f]{64}")

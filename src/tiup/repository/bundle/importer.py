@@ -282,7 +282,7 @@ class _Import:
         try:
             for member in tar:
                 name = member.name
-                if not member.isreg():
+                if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):  # no sparse files
                     raise malformed(f"bundle member {name!r} is not a regular file (links, "
                                     "directories and devices are refused)", name)
                 if name != INDEX_NAME:
