@@ -313,7 +313,8 @@ class _Import:
     def _precheck(self, idx: BundleIndex) -> bool:
         """Refusals the (unsigned) index already shows; True if there is nothing to do."""
         hint = (f"copy {self.target}/timestamp.json to the connected side and run "
-                f"`tiup mirror export <mirror> <bundle> --since timestamp.json` there")
+                f"`tiup mirror export <mirror> <bundle> --since timestamp.json` there (a full "
+                "bundle, without --since, also fits any earlier state)")
         if self.state is None:
             if idx.since is not None:
                 raise BundleError(
