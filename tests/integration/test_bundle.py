@@ -502,3 +502,34 @@ def test_a_bundle_streams_through_a_pipe(world: World, tmp_path: Path) -> None:
     assert exporter.wait(timeout=120) == 0
     assert importer.returncode == 0, importer.stderr
     assert tree(target) == tree(world.outside)
+
+
+def test_large_tarballs_stream_in_bounded_memory(tmp_path: Path) -> None:
+    """A 48 MiB tarball goes out and in through 1 MiB blocks: the peak of Python
+    allocations stays a few MiB, and progress is reported up to the total."""
+    import sys
+    import tracemalloc
+    from datetime import UTC, datetime
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from mirrorgen import build_mirror
+
+    from tiup.repository.bundle.export import plan_export, write_bundle
+
+    mirror = tmp_path / "m"
+    build_mirror(mirror, {"big": [48 * 1024 * 1024]}, now=datetime(2026, 1, 1, tzinfo=UTC))
+    seen: list[tuple[int, int]] = []
+    tracemalloc.start()
+    try:
+        write_bundle(plan_export(mirror), tmp_path / "b.tar")
+        exported = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        _import(tmp_path / "b.tar", tmp_path / "in", fingerprint=fingerprint(mirror),
+                progress=lambda done, total: seen.append((done, total)))
+        imported = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert exported < 8 * 1024 * 1024 and imported < 8 * 1024 * 1024, (exported, imported)
+    assert seen[-1] == (48 * 1024 * 1024, 48 * 1024 * 1024) and len(seen) >= 48
+    assert [d for d, _t in seen] == sorted(d for d, _t in seen)
+    assert_valid(tmp_path / "in")
