@@ -533,3 +533,14 @@ def test_large_tarballs_stream_in_bounded_memory(tmp_path: Path) -> None:
     assert seen[-1] == (48 * 1024 * 1024, 48 * 1024 * 1024) and len(seen) >= 48
     assert [d for d, _t in seen] == sorted(d for d, _t in seen)
     assert_valid(tmp_path / "in")
+
+
+def test_unreferenced_leftovers_are_replaced(world: World, inside: Path) -> None:
+    """A versioned manifest no manifest of the target names (what a writer that died left)
+    is replaced by the bundle's, as the store's own commit replaces it."""
+    name = next(n for n in members(world.update) if n.endswith(".pd.json"))
+    (inside / name).write_bytes(b"left over")
+    _import(world.update, inside)
+    assert_valid(inside)
+    with tarfile.open(world.update) as tar:
+        assert (inside / name).read_bytes() == tar.extractfile(name).read()  # type: ignore[union-attr]

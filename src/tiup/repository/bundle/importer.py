@@ -557,6 +557,19 @@ class _Import:
                               "was made for another state of this mirror", code="gap",
                               file=name) from exc
 
+    def _referenced(self, name: str) -> bool:
+        """True if the target's current state names ``name`` (or a later version of it):
+        a file of the target's verified history, which a bundle must not replace."""
+        assert self.state is not None
+        vp = versioned_parts(name)
+        if vp is None:
+            return True
+        version, base = vp
+        if base == "root":
+            return version <= self.state.root.version
+        meta = self.state.snapshot.meta.get(f"/{base}.json")
+        return meta is not None and version <= meta.version
+
     def _expected_tarball(self, verified: _Verified, name: str, sha256: str) -> VersionItem:
         item = verified.tarballs.get(name)
         if item is not None:
@@ -590,8 +603,10 @@ class _Import:
                 tag = storage.tag(name)
                 if tag == hashlib.sha256(data).hexdigest():
                     continue  # an interrupted run of this import already put it there
-                if tag is not None:
+                if tag is not None and self._referenced(name):
                     raise _foreign(self.target, f"the target holds another {name}")
+                # else: absent, or a file no manifest of the target names (what a writer
+                # that died left): replaced, as the store's commit replaces it
                 txn.put_bytes(name, data)
                 manifests.append(Write.new(name))
             else:
