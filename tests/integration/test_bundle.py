@@ -202,7 +202,8 @@ def _import(bundle: Path | str, target: Path, **kw: object):  # type: ignore[no-
     from publishkit import NOW
     from tiup.repository.bundle.importer import import_bundle
 
-    return import_bundle(str(bundle), target, now=NOW, **kw)  # type: ignore[arg-type]
+    kw.setdefault("now", NOW)
+    return import_bundle(str(bundle), target, **kw)  # type: ignore[arg-type]
 
 
 def _refused(bundle: Path, target: Path, code: str, **kw: object) -> str:
@@ -544,3 +545,12 @@ def test_unreferenced_leftovers_are_replaced(world: World, inside: Path) -> None
     assert_valid(inside)
     with tarfile.open(world.update) as tar:
         assert (inside / name).read_bytes() == tar.extractfile(name).read()  # type: ignore[union-attr]
+
+
+def test_an_expired_bundle_lands_with_a_warning(world: World, inside: Path) -> None:
+    """Expiry is the clients' check: authentic files still land, and the report says it."""
+    from datetime import UTC, datetime
+
+    report = _import(world.update, inside, now=datetime(2999, 1, 1, tzinfo=UTC))
+    assert any("timestamp.json expired" in w for w in report.warnings), report.warnings
+    assert not _import(world.update2, inside).warnings

@@ -48,6 +48,7 @@ from typing import BinaryIO
 from tiup import hashing, trust
 from tiup.errors import (
     BundleError,
+    ExpiredError,
     InvalidNameError,
     NotFoundError,
     RepositoryError,
@@ -458,6 +459,7 @@ class _Import:
                               f"than the target's ({old.timestamp.version})", code="rollback",
                               file="timestamp.json")
         st.update_snapshot(meta["snapshot.json"])
+        self._warn_expired(st)
         if st.root_behind_snapshot():
             raise BundleError("the bundle's snapshot names a root the bundle does not carry",
                               code="gap", file="snapshot.json")
@@ -513,6 +515,20 @@ class _Import:
             required.discard(tname)
         self._check_older_manifests(meta, used, index, st)
         return _Verified(tarballs, required, bootstrap, dict(meta))
+
+    def _warn_expired(self, st: trust.TrustedState) -> None:
+        """Expiry is the clients' check, not a reason to refuse authentic files (a writer
+        never refuses its own mirror for it); an expired bundle is said out loud."""
+        for model, source in ((st.timestamp, "timestamp.json"), (st.snapshot, "snapshot.json"),
+                              (st.root, "root.json")):
+            assert model is not None
+            try:
+                trust.check_expiry(model, source, self.now)
+            except ExpiredError as exc:
+                self.report.warnings.append(
+                    f"{exc.message} (in the bundle): clients will refuse the mirror until the "
+                    "connected side renews it (`tiup mirror renew`, or a re-clone) and a new "
+                    "bundle is imported")
 
     def _check_older_manifests(self, meta: dict[str, bytes], used: set[str], index: Index,
                                st: trust.TrustedState) -> None:
