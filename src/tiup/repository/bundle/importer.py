@@ -11,9 +11,11 @@ pass through in chunks). Under the target's lock (``<target>/lock``):
    (``rollback``), made ``--since`` another state (``gap``), or not a full bundle for
    an empty target.
 3. Every manifest member is read (each capped, each checked against the bundle index
-   to name damage early) until the first tarball; then all of them are verified with
-   a :class:`~tiup.trust.TrustedState` starting from the **target's** newest root
-   (first import: from the bundle's ``1.root.json``, accepted only if the operator's
+   to name damage early) until the first tarball; then all of them are verified by the
+   one verified walk (:class:`~tiup.reader.MirrorReader` over the bundle's manifests,
+   falling back to the target's own copies of unchanged ones) with a
+   :class:`~tiup.trust.TrustedState` starting from the **target's** newest root (first
+   import: from the bundle's ``1.root.json``, accepted only if the operator's
    ``--trust-root`` file or ``--fingerprint`` matches a root of its chain): root chain,
    timestamp, snapshot, index and every component manifest, signatures, versions not
    going back (``rollback``), lengths and hashes.
@@ -40,6 +42,7 @@ import hashlib
 import sys
 import tarfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,11 +57,13 @@ from tiup.errors import (
     RepositoryError,
     RollbackError,
     SignatureError,
+    SizeLimitError,
     TiupError,
 )
 from tiup.hashing import FileInfo
 from tiup.manifest.models import Component, Index, VersionItem
 from tiup.manifest.names import check_item_url, versioned_url
+from tiup.reader import MirrorReader
 from tiup.repository.bundle.format import (
     INDEX_NAME,
     MAX_INDEX_SIZE,
@@ -81,6 +86,7 @@ from tiup.repository.clone.bootstrap import LOCAL_INSTALL, write_local_install
 from tiup.repository.local_storage import LocalStorage
 from tiup.repository.state import MirrorState, read_state
 from tiup.repository.storage import Transaction, Write
+from tiup.transport.base import Fetcher
 
 Progress = Callable[[int, int], None]
 _NEUTRAL = frozenset({"lock", LOCAL_INSTALL})
@@ -373,6 +379,10 @@ class _Import:
             return self._verify_unwrapped(idx, meta)
         except BundleError:
             raise
+        except NotFoundError as exc:
+            raise BundleError(f"{exc.file} is neither in the bundle nor in {self.target}: the "
+                              "bundle was made for another state of this mirror", code="gap",
+                              file=exc.file) from exc
         except RollbackError as exc:
             raise BundleError(f"refusing the bundle: {exc.message}", file=exc.file,
                               code="rollback") from exc
@@ -447,33 +457,31 @@ class _Import:
             raise _tampered("root.json", "is not the newest root of the bundle's chain")
         if old is None and "root.json" not in meta:
             raise malformed("a full bundle must hold root.json", self.report.bundle)
+        # the one verified walk, over the bundle's manifests (and, for what the bundle does
+        # not carry, the target's own copies): timestamp, snapshot, index, components
+        reader = MirrorReader(_BundleFetcher(meta, None if old is None else self.storage,
+                                             self.report.bundle), st)
         try:
-            ts = st.update_timestamp(meta["timestamp.json"])
+            reader.refresh()
         except SignatureError as exc:
-            if old is None:
+            if old is None or st.timestamp is not None:
                 raise
             raise _foreign(self.target, f"its timestamp.json is not signed by the target's "
                                         f"keys ({exc.message})") from exc
+        ts = st.timestamp
+        assert ts is not None and st.index is not None
         if old is not None and ts.version <= old.timestamp.version:
             raise BundleError(f"the bundle's timestamp.json (version {ts.version}) is not newer "
                               f"than the target's ({old.timestamp.version})", code="rollback",
                               file="timestamp.json")
-        st.update_snapshot(meta["snapshot.json"])
         self._warn_expired(st)
-        if st.root_behind_snapshot():
-            raise BundleError("the bundle's snapshot names a root the bundle does not carry",
-                              code="gap", file="snapshot.json")
-        snap = st.snapshot
-        assert snap is not None
         index_url = st.index_url()
-        version, _length = st.expected_index()
+        index, name = st.index, st.index_source
         if old is not None:
             prev = old.snapshot.meta.get(index_url)
-            if prev is not None and version < prev.version:
-                raise RollbackError(f"the bundle's index version {version} is older than the "
-                                    f"target's {prev.version}", file="snapshot.json")
-        name = versioned_url(index_url, version).lstrip("/")
-        index = st.update_index(self._manifest(meta, name), name)
+            if prev is not None and index.version < prev.version:
+                raise RollbackError(f"the bundle's index version {index.version} is older than "
+                                    f"the target's {prev.version}", file="snapshot.json")
         used = {"timestamp.json", "snapshot.json", "root.json", name,
                 *(f"{v}.root.json" for v in self._roots(meta))}
         tarballs: dict[str, VersionItem] = {}
@@ -491,7 +499,7 @@ class _Import:
                                         f"than the target's {prev.version}", file=cname)
                 if prev is not None and cname in meta and cver > prev.version:
                     before = old.component(cid)
-            comp = st.update_component(cid, self._manifest(meta, cname), cname)
+            comp = reader.component(cid)
             used.add(cname)
             if cname in meta:
                 self.report.components.append(cid)
@@ -558,20 +566,6 @@ class _Import:
                 declared = comp.version
             if declared != version:
                 raise _tampered(name, f"declares version {declared}")
-
-    def _manifest(self, meta: dict[str, bytes], name: str) -> bytes:
-        data = meta.get(name)
-        if data is not None:
-            return data
-        if self.state is None:
-            raise BundleError(f"the bundle lacks {name}, which its snapshot names",
-                              code="gap", file=name)
-        try:
-            return self.storage.read(name, MAX_MANIFEST_SIZE)
-        except NotFoundError as exc:
-            raise BundleError(f"{name} is neither in the bundle nor in {self.target}: the bundle "
-                              "was made for another state of this mirror", code="gap",
-                              file=name) from exc
 
     def _referenced(self, name: str) -> bool:
         """True if the target's current state names ``name`` (or a later version of it):
@@ -644,6 +638,35 @@ class _Import:
         self.report.bytes = sum(i.length for i in staged.values()) + sum(
             len(d) for d in files.values())
         self.report.written = txn.commit(groups)
+
+
+class _BundleFetcher(Fetcher):
+    """The bundle's manifests as a mirror the verified reader walks; a versioned manifest
+    it does not carry is the target's own copy (``storage``; None on a first import).
+    Roots come from the bundle only: the target's were walked when its state was read."""
+
+    def __init__(self, meta: dict[str, bytes], storage: LocalStorage | None, address: str):
+        self._meta = meta
+        self._storage = storage
+        self.address = address
+
+    def fetch(self, resource: str, max_size: int | None) -> bytes:
+        name = resource.lstrip("/")
+        data = self._meta.get(name)
+        if data is None:
+            vp = versioned_parts(name)
+            if self._storage is None or vp is None or vp[1] == "root":
+                raise NotFoundError(f"{name} is not in the bundle", file=name)
+            data = self._storage.read(name, max_size)
+        if max_size is not None and len(data) > max_size:
+            raise SizeLimitError(f"{name} in the bundle is {len(data)} bytes, over the "
+                                 f"{max_size} its parent manifest allows", file=name)
+        return data
+
+    @contextmanager
+    def stream(self, resource: str, max_size: int | None,
+               offset: int = 0) -> Iterator[Iterator[bytes]]:
+        yield iter([self.fetch(resource, max_size)[offset:]])
 
 
 def _tampered(name: str, what: str) -> BundleError:
