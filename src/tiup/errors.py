@@ -36,8 +36,9 @@ translated into this tree at the boundary where they occur, with
     ├── InvalidNameError            a component, owner or version name is not safe
     ├── RepositoryError             a mirror write (publish, grant, ...) was refused
     │   ├── ConflictError           another writer changed the mirror first / lock busy
-    │   └── TarballError            a published tarball is unusable or does not match
-    │       └── MissingTarballError a manifest names a tarball nobody uploaded
+    │   ├── TarballError            a published tarball is unusable or does not match
+    │   │   └── MissingTarballError a manifest names a tarball nobody uploaded
+    │   └── BundleError             an air-gap bundle is refused (code: which refusal)
     ├── InstallError                a component could not be installed or run
     │   ├── DamagedInstallError     an installed version's files are gone or broken
     │   └── SelfUpdateError         ``tiup update --self`` cannot replace this tiup
@@ -207,6 +208,16 @@ class TarballError(RepositoryError):
 
 class MissingTarballError(TarballError):
     """A manifest names a tarball that is neither uploaded nor already in the mirror."""
+
+
+class BundleError(RepositoryError):
+    """``tiup mirror export`` / ``import`` refused a bundle; ``code`` says which refusal:
+    ``foreign`` (made for another mirror), ``rollback`` (older than the target), ``gap``
+    (its ``--since`` is not the target's state), ``tampered`` (a file differs from what
+    signed metadata or the bundle index declare), ``untrusted`` (a first import without a
+    trust anchor), ``malformed`` (not a bundle, or a hostile member), ``not-empty`` (a
+    first import into a directory of other files), ``no-history`` (export cannot tell
+    what the target holds)."""
 
 
 

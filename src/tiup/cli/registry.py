@@ -110,4 +110,8 @@ MIRROR_COMMANDS: dict[str, tuple[str, str, bool]] = {
     "prune": (_C + "mirror_prune:prune", "Remove old or yanked versions from a local mirror",
               False),
     "serve": (_C + "serve:serve_cmd", "Serve a mirror over HTTP(S)", False),
+    "export": (_C + "mirror_bundle:export",
+               "Write what an air-gapped mirror lacks into a bundle", False),
+    "import": (_C + "mirror_bundle:import_cmd",
+               "Apply a bundle to an air-gapped mirror, verified first", False),
 }

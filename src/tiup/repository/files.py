@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from tiup.errors import ConflictError, RepositoryError
@@ -152,6 +152,39 @@ class Staging(Transaction):
                         hasher.update(block)
                     dst.flush()
                     os.fsync(dst.fileno())
+        except OSError as exc:
+            raise write_failed(self.directory, name, exc) from exc
+        return hasher.info()
+
+    def put_stream(self, name: str, chunks: Iterable[bytes]) -> FileInfo:
+        """Write the bytes ``chunks`` yields into the staging area as ``name``, hashing
+        them as they pass (one chunk in memory at a time).
+
+        Raises:
+            RepositoryError: the write failed (disk full, ...); whatever ``chunks`` raises
+            (the partial file stays staged and goes with :meth:`discard`).
+        """
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        tmp = self._tmp(name)
+        hasher = Hasher()
+        # hashlib releases the GIL: the hashes of one block run on another core while
+        # this thread writes it and reads the next (at most two blocks in flight)
+        pending: list[Future[None]] = []
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-hash") as pool:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                self.files[name] = tmp
+                with os.fdopen(fd, "wb") as dst:
+                    for block in chunks:
+                        pending.append(pool.submit(hasher.update, block))
+                        dst.write(block)
+                        if len(pending) > 1:
+                            pending.pop(0).result()
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                for job in pending:
+                    job.result()
         except OSError as exc:
             raise write_failed(self.directory, name, exc) from exc
         return hasher.info()

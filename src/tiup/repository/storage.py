@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -115,6 +115,12 @@ class Transaction(ABC):
     def put_file(self, name: str, source: Path) -> FileInfo:
         """Stage a copy of the local file ``source`` as ``name``; returns the length and
         hashes of the bytes staged. Raises RepositoryError."""
+
+    def put_stream(self, name: str, chunks: Iterable[bytes]) -> FileInfo:
+        """Stage the bytes ``chunks`` yields as ``name``; returns their length and hashes.
+        A storage that can should write as it reads (bounded memory); this default
+        gathers them first. Raises RepositoryError, and whatever ``chunks`` raises."""
+        return self.put_bytes(name, b"".join(chunks))
 
     @abstractmethod
     def has(self, name: str) -> bool:
