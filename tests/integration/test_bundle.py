@@ -508,12 +508,18 @@ def test_a_bundle_streams_through_a_pipe(world: World, tmp_path: Path) -> None:
 def test_large_tarballs_stream_in_bounded_memory(tmp_path: Path) -> None:
     """A 48 MiB tarball goes out and in through 1 MiB blocks: the peak of Python
     allocations stays a few MiB, and progress is reported up to the total."""
-    import sys
+    import importlib.util
     import tracemalloc
     from datetime import UTC, datetime
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    from mirrorgen import build_mirror
+    # bench/ is not put on sys.path: its scripts' names (e.g. hsm_signing) must never
+    # shadow a library for the tests that run after this one in the same worker
+    spec = importlib.util.spec_from_file_location(
+        "bench_mirrorgen", Path(__file__).resolve().parents[2] / "bench" / "mirrorgen.py")
+    assert spec is not None and spec.loader is not None
+    mirrorgen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mirrorgen)
+    build_mirror = mirrorgen.build_mirror
 
     from tiup.repository.bundle.export import plan_export, write_bundle
 

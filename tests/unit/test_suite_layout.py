@@ -45,3 +45,24 @@ def test_helpers_are_in_support_and_tests_in_unit_or_integration() -> None:
     assert top == ["conftest.py"], top
     assert not list((TESTS / "support").glob("test_*.py"))
     assert {p.parent.name for p in TESTS.rglob("test_*.py")} == {"unit", "integration"}
+
+
+def test_no_bench_or_support_module_shadows_a_library() -> None:
+    """``bench/`` runs with its own directory first on ``sys.path`` and ``support/`` is on
+    the tests' path: a script named like a library (``bench/pkcs11.py`` once did) would be
+    imported instead of it, by the benchmark itself or by any test after it."""
+    import importlib.util
+    import sys
+
+    ours = {TESTS.parent / "bench", TESTS / "support"}
+    clashes = []
+    for folder in ours:
+        for f in folder.glob("*.py"):
+            if f.stem in sys.stdlib_module_names:
+                clashes.append(f)
+                continue
+            spec = importlib.util.find_spec(f.stem)
+            origin = Path(spec.origin).resolve() if spec and spec.origin else None
+            if origin is not None and origin.parent not in ours:
+                clashes.append(f)
+    assert clashes == []

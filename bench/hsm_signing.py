@@ -11,7 +11,7 @@ verification against the public key that every signature gets, ADR 0006), interl
 the ratio token / file. Also timed once: opening the token (module load, C_Initialize,
 login, key lookup), which a process pays on its first token signature.
 
-Run: .venv/bin/python bench/pkcs11.py [--rounds 7] [--n 50]
+Run: .venv/bin/python bench/hsm_signing.py [--rounds 7] [--n 50]
 (needs softhsm2: scripts/setup-test-env installs it).
 """
 
@@ -97,7 +97,7 @@ def main() -> int:
                     key.signature(payload)
                 times.setdefault((name, label), []).append(
                     (time.perf_counter() - t0) / args.n)
-    print(f"tiup bench/pkcs11.py — {platform.python_implementation()} "
+    print(f"tiup bench/hsm_signing.py — {platform.python_implementation()} "
           f"{platform.python_version()}, {os.cpu_count()} CPUs, SoftHSM2 ({MODULE}), "
           f"salt {token.salt} bytes, {args.rounds} rounds × {args.n} signatures")
     print()
