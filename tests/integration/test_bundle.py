@@ -560,3 +560,28 @@ def test_an_expired_bundle_lands_with_a_warning(world: World, inside: Path) -> N
     report = _import(world.update, inside, now=datetime(2999, 1, 1, tzinfo=UTC))
     assert any("timestamp.json expired" in w for w in report.warnings), report.warnings
     assert not _import(world.update2, inside).warnings
+
+
+def test_long_exports_and_imports_log_their_progress(world: World, tiup, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a pipe (as in CI or a log), export and import print a line per tenth of the
+    tarball bytes; ``--no-progress`` silences them (threshold lowered to this world's
+    size: the real one is 64 MiB)."""
+    from tiup.cli import output
+
+    monkeypatch.setattr(output, "LOG_PROGRESS_MIN", 1)
+    bundle = tmp_path / "full.tar"
+    r = tiup("mirror", "export", str(world.outside), str(bundle), env=ENV)
+    assert r.returncode == 0, r.output
+    exported = [x for x in r.stderr.splitlines() if x.startswith("exporting ")]
+    assert exported and exported[-1].startswith("exporting 100% (")
+    r = tiup("mirror", "import", str(bundle), "--repo", str(tmp_path / "in"),
+             "--fingerprint", world.root_sha, env=ENV)
+    assert r.returncode == 0, r.output
+    imported = [x for x in r.stderr.splitlines() if x.startswith("importing tarballs ")]
+    assert imported and imported[-1].startswith("importing tarballs 100% (")
+    percents = [int(x.split()[2].rstrip("%")) for x in imported]
+    assert percents == sorted(set(percents))
+    r = tiup("--no-progress", "mirror", "export", str(world.outside), str(tmp_path / "q.tar"),
+             env=ENV)
+    assert r.returncode == 0 and "exporting " not in r.stderr, r.output

@@ -56,3 +56,21 @@ def test_the_terminal_bar_fits_on_one_line(width: int) -> None:
     assert len(line) <= width
     assert line.startswith("tidb-v8.5") and "40.0/100.0 MiB" in line and "MiB/s" in line
     assert " MB" not in line
+
+
+def test_long_work_leaves_a_line_per_tenth_in_a_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """Off a terminal a bar would be noise; long work (export, import, verify of tarballs)
+    leaves one line per tenth done instead, and short work none."""
+    total = 160 << 20  # above the threshold, and a multiple of the 5% steps below
+    assert total >= output.LOG_PROGRESS_MIN
+    update = output._log_progress("importing tarballs")
+    for done in range(0, total + 1, 8 << 20):  # 21 updates, every other one a tenth
+        update(done, total)
+    update(total, total)  # a repeated last update adds nothing
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[2] for line in lines] == [f"{p}%" for p in range(10, 101, 10)]
+    assert lines[-1] == "importing tarballs 100% (160.00 MiB / 160.00 MiB)"
+    short = output._log_progress("exporting")
+    short(1, output.LOG_PROGRESS_MIN - 1)
+    short(output.LOG_PROGRESS_MIN - 1, output.LOG_PROGRESS_MIN - 1)
+    assert capsys.readouterr().err == ""

@@ -155,11 +155,41 @@ def progress_columns(width: int) -> list[Any]:
     return columns
 
 
+#: off a terminal, long work (at least this many bytes) leaves a line per tenth done
+LOG_PROGRESS_MIN = 64 << 20
+
+
+def progress_line(description: str, done: int, total: int) -> str:
+    """What a long piece of work leaves in a log: ``<description> 40% (X / Y)``."""
+    return f"{description} {done * 100 // total}% ({human_bytes(done)} / {human_bytes(total)})"
+
+
+def _log_progress(description: str) -> Callable[[int, int], None]:
+    """``update(done, total)`` printing :func:`progress_line` on stderr each time another
+    tenth of a total of at least :data:`LOG_PROGRESS_MIN` bytes is done."""
+    shown = [0]
+
+    def update(done: int, total: int) -> None:
+        if total < LOG_PROGRESS_MIN or done <= 0:
+            return
+        tenth = min(10, done * 10 // total)
+        if tenth > shown[0]:
+            shown[0] = tenth
+            info(progress_line(description, done, total))
+
+    return update
+
+
 @contextmanager
 def byte_progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar over bytes; yields ``update(done, total)``. A no-op off a terminal."""
+    """A progress bar over bytes; yields ``update(done, total)``. Off a terminal (a pipe,
+    a log) a line per tenth of long work (:func:`_log_progress`); nothing with
+    ``--no-progress`` / ``TIUP_NO_PROGRESS``."""
     if not progress_enabled():
-        yield lambda done, total: None
+        if _state["progress"] and os.environ.get("TIUP_NO_PROGRESS", "") not in ("1", "true"):
+            yield _log_progress(description)
+        else:
+            yield lambda done, total: None
         return
     from rich.progress import Progress
 
