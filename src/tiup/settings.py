@@ -25,6 +25,7 @@ validates the whole environment at once; a malformed value is a
 | `TIUP_KEEP_SOURCE_TARGET` | `keep_source_target` | off | `enable` or `true`; else off (as TiUP) |
 | `TIUP_MIRROR_SYNC_SCRIPT` | `sync_script` | none | a program run after every commit |
 | `TIUP_COMPONENT_DATA_DIR` | `component_data_dir` | none | tiup-server: uploads in `packages/` |
+| `TIUP_S3_ADDRESSING_STYLE` | `s3_addressing_style` | `auto` | `path`, `virtual` or `auto` (s3:// mirrors) |
 
 Seconds and bytes/s are finite numbers, counts are integers; "0" means 0 or less.
 Proxies are read as :func:`urllib.request.getproxies_environment` reads them: either
@@ -176,6 +177,9 @@ class Settings:
     sync_script: str | None = None
     #: tiup-server's data directory (uploads go to its ``packages/``)
     component_data_dir: str | None = None
+    #: how s3:// mirrors address their bucket: ``path``, ``virtual`` or ``auto`` (botocore's
+    #: choice; endpoint, region and credentials come the standard AWS way, read by boto3)
+    s3_addressing_style: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -199,7 +203,17 @@ class Settings:
             keep_source_target=env.get("TIUP_KEEP_SOURCE_TARGET", "") in ("enable", "true"),
             sync_script=env.get(SYNC_SCRIPT_ENV) or None,
             component_data_dir=env.get("TIUP_COMPONENT_DATA_DIR") or None,
+            s3_addressing_style=_choice(env, "TIUP_S3_ADDRESSING_STYLE", "auto",
+                                        ("auto", "path", "virtual")),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise UsageError(f"{name}={env.get(name)!r} is not valid",
+                         hint=f"one of: {', '.join(allowed)}")
+    return value
 
 
 _current: Settings | None = None

@@ -40,7 +40,7 @@ ROOT_KEYS = 3
 
 @dataclass
 class InitResult:
-    directory: Path
+    directory: Path | str
     key_dir: Path
     #: role → key files written
     key_files: dict[str, list[Path]] = field(default_factory=dict)
@@ -53,7 +53,7 @@ def _expiry(now: datetime, days: int) -> str:
     return format_time(now + timedelta(days=days))
 
 
-def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None = None,
+def init_mirror(path: str | Path | Storage, now: datetime, *, key_dir: str | Path | None = None,
                 lifetimes: Lifetimes | None = None,
                 settings: Settings | None = None) -> InitResult:
     """Create an empty repository at ``path`` (created if missing, recursively).
@@ -66,6 +66,8 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
     """
     sync_script = (settings if settings is not None else current()).sync_script
     life = lifetimes or Lifetimes()
+    if isinstance(path, Storage):
+        return _init_storage(path, now, key_dir, life)
     directory = Path(path).expanduser().absolute()
     created = False
     if directory.exists():
@@ -101,6 +103,47 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
         write_initial_mirror(storage, keys, life, now)
     finally:
         storage.release()
+    return result
+
+
+def _new_keys() -> dict[str, list[PrivateKey]]:
+    return {
+        "root": [generate() for _ in range(ROOT_KEYS)],
+        "index": [generate()], "snapshot": [generate()], "timestamp": [generate()],
+    }
+
+
+def _save_keys(keys: Mapping[str, Sequence[PrivateKey]], keys_path: Path,
+               result: InitResult) -> None:
+    try:
+        keys_path.mkdir(parents=True, exist_ok=True)
+        for role, role_keys in keys.items():
+            for key in role_keys:
+                file = keys_path / f"{key.keyid[:16]}-{role}.json"
+                save_private_key(file, key)
+                result.key_files.setdefault(role, []).append(file)
+    except OSError as exc:
+        raise write_failed(keys_path, "the key files", exc) from exc
+
+
+def _init_storage(storage: Storage, now: datetime, key_dir: str | Path | None,
+                  life: Lifetimes) -> InitResult:
+    """A new mirror in a storage without directories (a bucket): it must hold no mirror
+    file yet; the private keys go to ``key_dir`` on this machine, never into the bucket.
+    Every file is created only if absent, so two racing inits cannot mix their files."""
+    if key_dir is None:
+        raise RepositoryError(f"mirror {storage.location} needs a key directory on this "
+                              "machine", hint="pass --key-dir DIR")
+    present = storage.list("")
+    if present:
+        raise RepositoryError(
+            f"{storage.location} is not empty (it holds {present[0].name})",
+            file=storage.location, hint="choose a new bucket or prefix")
+    keys_path = Path(key_dir).expanduser().absolute()
+    result = InitResult(storage.location, keys_path)
+    keys = _new_keys()
+    _save_keys(keys, keys_path, result)
+    write_initial_mirror(storage, keys, life, now)
     return result
 
 

@@ -124,6 +124,8 @@ class Store:
         self.verified: dict[str, FileInfo] = {}
         self.committed = False
         self._component_envs: dict[str, Envelope] = {}
+        #: component id → the version its next manifest gets (see Storage.first_free)
+        self._next_versions: dict[str, int] = {}
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Store:
@@ -200,8 +202,14 @@ class Store:
         return self.state.component(comp_id)
 
     def next_component_version(self, comp_id: str) -> int:
+        known = self._next_versions.get(comp_id)
+        if known is not None:
+            return known
         meta = self.state.snapshot.meta.get(f"/{comp_id}.json")
-        return (meta.version if meta is not None else 0) + 1
+        version = self.storage.first_free(lambda v: f"{v}.{comp_id}.json",
+                                          (meta.version if meta is not None else 0) + 1)
+        self._next_versions[comp_id] = version
+        return version
 
     # --------------------------------------------------------------- writes
     def edit_index(self) -> Index:
@@ -209,6 +217,9 @@ class Store:
         if self.new_index is None:
             self.new_index = copy.deepcopy(self.state.index)
             renew(self.new_index, self.now, self.lifetimes.index)
+            url = self.state.root.roles["index"].url or "/index.json"
+            self.new_index.version = self.storage.first_free(
+                lambda v: versioned_url(url, v).lstrip("/"), self.new_index.version)
         return self.new_index
 
     def renew_index(self, days: int | None = None) -> Index:
