@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -564,6 +567,7 @@ class S3Transaction(Transaction):
     def __init__(self, storage: S3Storage):
         self.storage = storage
         self.files: dict[str, _Staged] = {}
+        self._dir: Path | None = None
 
     def put_bytes(self, name: str, data: bytes) -> FileInfo:
         self.storage.key(name)
@@ -572,17 +576,26 @@ class S3Transaction(Transaction):
         return info
 
     def put_file(self, name: str, source: Path) -> FileInfo:
+        """Keep a link to (else a copy of) ``source`` until the commit uploads it: the
+        caller may remove its file meanwhile."""
         self.storage.key(name)
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="tiup-s3-staging-"))
+        kept = self._dir / f"{len(self.files)}-{name}"
         hasher = Hasher()
         try:
-            with open(source, "rb") as fh:
+            try:
+                os.link(source, kept)
+            except OSError:
+                shutil.copyfile(source, kept)
+            with open(kept, "rb") as fh:
                 while block := fh.read(CHUNK):
                     hasher.update(block)
         except OSError as exc:
             raise RepositoryError(f"cannot read {source}: {exc.strerror or exc}",
                                   file=str(source)) from exc
         info = hasher.info()
-        self.files[name] = _Staged(info, path=Path(source))
+        self.files[name] = _Staged(info, path=kept)
         return info
 
     def has(self, name: str) -> bool:
@@ -631,3 +644,6 @@ class S3Transaction(Transaction):
 
     def discard(self) -> None:
         self.files.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
