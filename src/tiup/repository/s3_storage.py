@@ -184,6 +184,8 @@ class S3Fetcher(Fetcher):
         data, tag = self.storage._get(name, max_size)
         if self._record:
             self.storage.record_read(name, tag)
+            if name == "snapshot.json":
+                self.storage._snapshot = data
         return data
 
     def stream(self, resource: str, max_size: int | None,
@@ -224,6 +226,8 @@ class S3Storage(Storage):
         self.settings = settings if settings is not None else current()
         self.client = client if client is not None else make_client(self.settings)
         self._tags_lock = threading.Lock()
+        #: the bytes of snapshot.json the fetcher last returned (see last_read)
+        self._snapshot: bytes | None = None
 
     # ------------------------------------------------------------ names
     def key(self, name: str) -> str:
@@ -245,6 +249,9 @@ class S3Storage(Storage):
             return object_name(name)
         except InvalidNameError:
             return None
+
+    def last_read(self, name: str) -> bytes | None:
+        return self._snapshot if name == "snapshot.json" else None
 
     def record_read(self, name: str, tag: Tag) -> None:
         with self._tags_lock:

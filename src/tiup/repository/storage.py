@@ -167,6 +167,11 @@ class Storage(ABC):
         """The tag of the bytes :meth:`fetcher` returned for ``name``; None if it read none."""
         return self._read_tags.get(name)
 
+    def last_read(self, name: str) -> bytes | None:
+        """The bytes :meth:`fetcher` last returned for ``name``, where the storage keeps
+        them (object storage keeps ``snapshot.json``'s); else None."""
+        return None
+
     def record_read(self, name: str, tag: Tag) -> None:
         """Remember the tag of bytes just read through :meth:`fetcher` (for implementations)."""
         self._read_tags[name.lstrip("/")] = tag
