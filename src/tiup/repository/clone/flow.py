@@ -25,6 +25,9 @@ version ``max(previous + 1, source version)``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import shutil
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,11 +59,12 @@ from tiup.repository.clone.plan import (
     cloned_manifest,
     select,
 )
-from tiup.repository.clone.target import CloneTarget, inspect_target
+from tiup.repository.clone.target import CloneTarget, inspect_storage_target, inspect_target
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.local_storage import LocalStorage
 from tiup.repository.state import MirrorState
+from tiup.repository.storage import Storage
 from tiup.repository.store import IndexFlags, Store, sign_component
 from tiup.settings import Settings, current
 from tiup.transport.address import normalise_address
@@ -91,7 +95,7 @@ class _Plan:
     standalone: bool
 
 
-def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, now: datetime,
+def clone_mirror(updater: VerifiedMirror, target: Path | Storage, opts: CloneOptions, *, now: datetime,
                  jobs: int = 4, progress: ProgressSink | None = None,
                  lock_timeout: float = 60.0, force: bool = False,
                  key_dirs: Sequence[Path] = (), settings: Settings | None = None
@@ -115,9 +119,15 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
         VerificationError, FetchError: the source's metadata cannot be read and verified.
     """
     settings = settings if settings is not None else current()
-    target = target.expanduser().absolute()
-    check_not_self(updater.address, target)
-    inspect_target(target, key_dirs, force=force)
+    bucket: Storage | None = None
+    if isinstance(target, Storage):
+        bucket = target
+        inspect_storage_target(bucket, key_dirs, force=force)
+        target = spool_dir(bucket)
+    else:
+        target = target.expanduser().absolute()
+        check_not_self(updater.address, target)
+        inspect_target(target, key_dirs, force=force)
     report = CloneReport(target, updater.address, metadata_only=opts.metadata_only)
     updater.refresh()
     index = updater.index
@@ -133,6 +143,12 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RepositoryError(f"cannot create {target}: {exc.strerror}") from exc
+    if bucket is not None:
+        found = inspect_storage_target(bucket, key_dirs, force=force)
+        found.path = target
+        report.storage = bucket.location
+        return _clone_locked(updater, picked, found, opts, now, jobs, progress, report,
+                             settings, bucket, key_dirs)
     # the store of the last step takes the same lock again: a storage's lock is re-entrant
     storage = LocalStorage(target, sync_script=settings.sync_script)
     storage.acquire(lock_timeout)
@@ -147,10 +163,13 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
 
 def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTarget,
                   opts: CloneOptions, now: datetime, jobs: int, progress: ProgressSink | None,
-                  report: CloneReport, settings: Settings, storage: LocalStorage
-                  ) -> CloneReport:
+                  report: CloneReport, settings: Settings, storage: Storage,
+                  key_dirs: Sequence[Path] = ()) -> CloneReport:
     target = found.path
     prev = found.previous
+    # a bucket: tarballs are fetched and verified in a local spool directory, then uploaded
+    # by the commit; those its earlier clone already holds are not fetched again
+    in_bucket = not isinstance(storage, LocalStorage)
     if found.replaced:
         report.warnings.append(f"{target}: {found.replaced}; it is replaced by a new clone "
                                "with new keys (--force): clients must run `tiup mirror set` "
@@ -176,6 +195,9 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
             wanted[name] = job
     for name in clashes:
         del wanted[name]
+    if in_bucket and prev is not None:
+        for name in _held(prev, wanted):
+            del wanted[name]
     ring: KeyRing | None = found.ring
     fresh = ring is None
     # New keys (7 RSA-2048 keys, ≈0.4 s of CPU that releases the GIL) are generated
@@ -197,7 +219,8 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
 
     if new_keys is not None:
         keys = new_keys.result()
-        report.key_files = keys.save(target / "keys")
+        report.key_files = keys.save(
+            (key_dirs[0] if key_dirs else target / "keys") if in_bucket else target / "keys")
         report.written += write_new_mirror(storage, keys, now)
         ring = keys.keyring()
     else:
@@ -207,16 +230,52 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     with store:
         store.verified.update(fetched.verified)
         changed = _write_components(store, plans, fetched, ring, report)
-        changed |= write_bootstrap(store, any(p.comp_id == "tiup" for p in plans), fetched, opts,
-                                   report, fetcher)
+        if in_bucket:
+            for name in sorted(store.claimed):
+                if name in fetched.verified:
+                    store.stage_tarball(name, target / name)
+            report.notes.append("the tiup-<os>-<arch>.tar.gz bootstrap copies and "
+                                "local_install.sh are not written into a bucket")
+        else:
+            changed |= write_bootstrap(store, any(p.comp_id == "tiup" for p in plans),
+                                       fetched, opts, report, fetcher)
         if changed or fresh:
             report.written += store.commit()
+    if in_bucket:
+        if not fetched.failed:
+            shutil.rmtree(target, ignore_errors=True)
+        return report
     for path in (target / WORK_DIR).glob("tiup-*.tar.gz*"):  # unverified bootstrap copies
         path.unlink(missing_ok=True)
     write_local_install(target)
     if not fetched.failed:
         remove_work_dir(target)
     return report
+
+
+def _held(prev: MirrorState, wanted: dict[str, FileJob]) -> list[str]:
+    """The wanted tarballs an earlier clone in a bucket holds with the same sha256 (its
+    verified manifests name them): not fetched again."""
+    out: list[str] = []
+    for cid in prev.index.components:
+        comp = prev.component(cid)
+        if comp is None:
+            continue
+        for _plat, _ver, item in comp.items():
+            name = item.url.lstrip("/")
+            job = wanted.get(name)
+            if job is not None and not item.yanked and item.sha256 == job.sha256 \
+                    and item.length == job.length:
+                out.append(name)
+    return sorted(set(out))
+
+
+def spool_dir(storage: Storage) -> Path:
+    """Where a clone into ``storage`` (a bucket) fetches and verifies tarballs before it
+    uploads them: kept after an interrupted run, so the next one resumes; removed after
+    a complete one."""
+    digest = hashlib.sha256(storage.location.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"tiup-clone-{digest}"
 
 
 # --------------------------------------------------------------------- planning
