@@ -25,7 +25,7 @@ validates the whole environment at once; a malformed value is a
 | `TIUP_KEEP_SOURCE_TARGET` | `keep_source_target` | off | `enable` or `true`; else off (as TiUP) |
 | `TIUP_MIRROR_SYNC_SCRIPT` | `sync_script` | none | a program run after every commit |
 | `TIUP_COMPONENT_DATA_DIR` | `component_data_dir` | none | tiup-server: uploads in `packages/` |
-| `TIUP_S3_ADDRESSING_STYLE` | `s3_addressing_style` | `auto` | `path`, `virtual` or `auto` (s3:// mirrors) |
+| `TIUP_S3_ADDRESSING_STYLE` | `s3_addressing_style` | `auto` | `path`, `virtual`, `auto` (s3://) |
 
 Seconds and bytes/s are finite numbers, counts are integers; "0" means 0 or less.
 Proxies are read as :func:`urllib.request.getproxies_environment` reads them: either

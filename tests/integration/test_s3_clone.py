@@ -33,7 +33,7 @@ def verify_ok(tiup, url: str, *, orphans_ok: bool = False) -> None:  # type: ign
 
 
 def tarballs(bucket: Bucket) -> set[str]:
-    return {k.split("/")[-1] for k in bucket.keys() if k.endswith(".tar.gz")}
+    return {k.split("/")[-1] for k in bucket.objects() if k.endswith(".tar.gz")}
 
 
 def test_clone_into_a_bucket_and_reclone(tiup, bucket: Bucket, template: tuple[Path, Path],
@@ -46,7 +46,7 @@ def test_clone_into_a_bucket_and_reclone(tiup, bucket: Bucket, template: tuple[P
     assert r.returncode == 0, r.output
     assert "10 files downloaded" in r.stdout, r.output
     assert len(tarballs(bucket)) == 10
-    assert not [k for k in bucket.keys() if "keys/" in k]  # private keys stay local
+    assert not [k for k in bucket.objects() if "keys/" in k]  # private keys stay local
     assert len(list(keys.glob("*-pingcap.json"))) == 1
     verify_ok(tiup, bucket.url)
     root = bucket.get("root.json")

@@ -95,7 +95,8 @@ def test_twelve_concurrent_publishers_all_land(tiup, mirror: tuple[Bucket, Path]
         watcher.join()
     failed = {job: r for job, r in results.items() if r[0] != 0}
     assert not failed, failed
-    hello = json.loads(bucket.get(f"{signed(bucket, 'snapshot.json')['meta']['/hello.json']['version']}.hello.json"))
+    current = signed(bucket, "snapshot.json")["meta"]["/hello.json"]["version"]
+    hello = json.loads(bucket.get(f"{current}.hello.json"))
     versions = set(hello["signed"]["platforms"]["linux/amd64"])
     assert versions == {"v0.0.0"} | {f"v0.1.{i}" for i in range(8)}
     index_meta = signed(bucket, "snapshot.json")["meta"]
@@ -165,7 +166,7 @@ def test_sigkill_at_random_requests_of_a_publish(tiup, mirror: tuple[Bucket, Pat
     live = signed(bucket, "snapshot.json")["meta"]
     comp = json.loads(bucket.get(f"{live['/hello.json']['version']}.hello.json"))["signed"]
     referenced = {i["url"].lstrip("/") for i in comp["platforms"]["linux/amd64"].values()}
-    left = [k.split("/")[-1] for k in bucket.keys() if k.endswith(".tar.gz")]
+    left = [k.split("/")[-1] for k in bucket.objects() if k.endswith(".tar.gz")]
     assert set(left) == referenced, (out, left)
     code, out = verify(tiup, bucket.url)
     assert code == 0 and ": 0 errors, 0 warnings" in out, out

@@ -29,7 +29,7 @@ def test_guide_flow_on_a_bucket(tiup, bucket: Bucket, tmp_path: Path) -> None:
     out = ok(tiup, "mirror", "init", url, "--key-dir", str(keys), "--public-read")
     assert str(keys) in out and "never in the bucket" in out
     # private keys stay on this machine: nothing in the bucket holds a private key
-    assert not [k for k in bucket.keys() if "keys/" in k or k.endswith("-root.json")]
+    assert not [k for k in bucket.objects() if "keys/" in k or k.endswith("-root.json")]
     assert len(list(keys.glob("*-root.json"))) == 3
     verified(tiup, url)
     ok(tiup, "mirror", "genkey")
@@ -56,7 +56,7 @@ def test_guide_flow_on_a_bucket(tiup, bucket: Bucket, tmp_path: Path) -> None:
     ok(tiup, "mirror", "--repo", url, "renew", "--key-dir", str(keys))
     verified(tiup, url)
     ok(tiup, "mirror", "--repo", url, "rotate", "--days", "4000", "--key-dir", str(keys))
-    assert "2.root.json" in [k.split("/")[-1] for k in bucket.keys()]
+    assert "2.root.json" in [k.split("/")[-1] for k in bucket.objects()]
     verified(tiup, url)
     # merge a local mirror of custom components into the bucket
     custom, ckeys = tmp_path / "custom", tmp_path / "custom-keys"
@@ -72,7 +72,7 @@ def test_guide_flow_on_a_bucket(tiup, bucket: Bucket, tmp_path: Path) -> None:
     out = ok(tiup, "mirror", "--repo", url, "prune", "--yanked", "--yes", "--key-dir",
              str(keys))
     assert "hello-v0.0.1-linux-amd64.tar.gz" in out
-    assert f"{bucket.prefix}/hello-v0.0.1-linux-amd64.tar.gz" not in bucket.keys()
+    assert f"{bucket.prefix}/hello-v0.0.1-linux-amd64.tar.gz" not in bucket.objects()
     verified(tiup, url)
     # a fresh client, no credentials at all: plain HTTP to the bucket
     client_env = {"TIUP_HOME": str(tmp_path / "client"), "AWS_ACCESS_KEY_ID": "",

@@ -127,7 +127,7 @@ class Bucket:
         """The mirror over plain HTTP (anonymous reads, once public)."""
         return f"{self.rgw.endpoint}/{self.name}/{self.prefix}"
 
-    def keys(self) -> list[str]:
+    def objects(self) -> list[str]:
         client = self.rgw.client()
         out: list[str] = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.name):

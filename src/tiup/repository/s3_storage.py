@@ -300,10 +300,8 @@ class S3Storage(Storage):
         try:
             resp = self._call("get_object", "read", name, Key=self.key(name), **extra)
         except FetchError as exc:
-            if offset > 0 and if_range and exc.reason == "PreconditionFailed":
-                resp = self._call("get_object", "read", name, Key=self.key(name))
-                offset = 0
-            elif offset > 0 and exc.reason == "InvalidRange":
+            # the object changed since (If-Match), or the range is past its end: whole file
+            if offset > 0 and exc.reason in ("PreconditionFailed", "InvalidRange"):
                 resp = self._call("get_object", "read", name, Key=self.key(name))
                 offset = 0
             else:

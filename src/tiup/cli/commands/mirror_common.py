@@ -125,8 +125,8 @@ def keyring(mirror: Path | None, key_files: Iterable[str], key_dir: str | None,
     return ring
 
 
-def open_writer(target: str | Path | Storage, key_files: Iterable[str] = (), key_dir: str | None = None,
-                *, default_key: bool = True, timeout: float = 600.0,
+def open_writer(target: str | Path | Storage, key_files: Iterable[str] = (),
+                key_dir: str | None = None, *, default_key: bool = True, timeout: float = 600.0,
                 lock_timeout: float = 60.0) -> MirrorWriter:
     """The writer of ``target`` (from :func:`mirror_target`):
     a URL (str) is written through its publish API, a directory through the store.

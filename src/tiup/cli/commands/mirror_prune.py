@@ -24,10 +24,14 @@ from tiup.cli.commands.mirror_common import mirror_dir, open_writer, write_optio
                    "components (their versions are yanked first: owner key needed).")
 @click.option("--superseded", is_flag=True,
               help="Delete versioned manifests older than the current ones (never roots).")
-@click.option("--orphans", is_flag=True, help="Delete tarballs no manifest references.")
+@click.option("--orphans", is_flag=True,
+              help="Delete tarballs no manifest references (on s3://, also versioned "
+                   "manifests no commit references: what killed writers left).")
 @click.option("--commits", is_flag=True, help="Delete TiUP's commits/ history.")
 @click.option("--grace", type=click.FloatRange(0), default=1.0, show_default=True,
-              metavar="DAYS", help="--superseded keeps files newer than this; on s3:// also --orphans (a live writer's uploads are unreferenced until it commits).")
+              metavar="DAYS",
+              help="--superseded keeps files newer than this; on s3:// so does --orphans "
+                   "(a live writer's uploads are unreferenced until it commits).")
 @click.option("--component", "components", multiple=True, metavar="C",
               help="Only prune versions of these components (repeatable).")
 @click.option("-k", "--key", "key_files", multiple=True, metavar="FILE",

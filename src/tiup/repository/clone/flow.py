@@ -95,7 +95,8 @@ class _Plan:
     standalone: bool
 
 
-def clone_mirror(updater: VerifiedMirror, target: Path | Storage, opts: CloneOptions, *, now: datetime,
+def clone_mirror(updater: VerifiedMirror, target: Path | Storage, opts: CloneOptions, *,
+                 now: datetime,
                  jobs: int = 4, progress: ProgressSink | None = None,
                  lock_timeout: float = 60.0, force: bool = False,
                  key_dirs: Sequence[Path] = (), settings: Settings | None = None
