@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import urllib.error
+import urllib.request
+
+from nginx import stop_nginx_process
 from publishkit import make_tarball
-from s3kit import Bucket
+from s3kit import Bucket, start_cache
 
 
 def ok(tiup, *args: str, **kw) -> str:  # type: ignore[no-untyped-def]
@@ -84,6 +88,37 @@ def test_guide_flow_on_a_bucket(tiup, bucket: Bucket, tmp_path: Path) -> None:
     assert r.returncode == 0, r.output
     index = json.loads(bucket.get("snapshot.json"))["signed"]["meta"]
     assert "/tool.json" in index and "/hello.json" in index
+
+    # the same through the nginx cache of deploy/nginx/tiup-s3-cache.conf
+    cache = start_cache(bucket, tmp_path / "nginx")
+    try:
+        cached_env = {**client_env, "TIUP_HOME": str(tmp_path / "cached-client")}
+        ok(tiup, "mirror", "set", cache.url, env=cached_env)
+        r = tiup("hello", env=cached_env, subprocess=True)
+        assert r.returncode == 0 and "hello two" in r.stdout, r.output
+        tarball = cache.url + "/hello-v0.0.2-linux-amd64.tar.gz"
+        for expected in ("HIT",):
+            with urllib.request.urlopen(tarball) as resp:
+                assert resp.headers["X-Cache-Status"] == expected
+                assert resp.read() == tar2.read_bytes()
+        # timestamp.json is never cached: a publish shows at once through the cache
+        with urllib.request.urlopen(cache.url + "/timestamp.json") as resp:
+            assert resp.headers.get("X-Cache-Status", "") in ("", "BYPASS")
+            assert resp.headers["Cache-Control"] == "no-cache"
+        ok(tiup, "mirror", "--repo", url, "publish", "hello", "v0.0.3", str(tar1), "hello",
+           "--os", "linux", "--arch", "amd64", "--key-dir", str(keys))
+        with urllib.request.urlopen(cache.url + "/timestamp.json") as resp:
+            assert resp.read() == bucket.get("timestamp.json")
+        r = tiup("install", "hello:v0.0.3", env=cached_env)
+        assert r.returncode == 0, r.output
+        # a missing file is a 404 (S3 says 403 to anonymous readers)
+        try:
+            urllib.request.urlopen(cache.url + "/nothing-v1-linux-amd64.tar.gz")
+            raise AssertionError("expected 404")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+    finally:
+        stop_nginx_process(cache.process)
 
 
 def test_unusable_addresses_fail_in_one_line(tiup, bucket: Bucket, tmp_path: Path) -> None:

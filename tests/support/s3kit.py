@@ -138,3 +138,58 @@ class Bucket:
         body = self.rgw.client().get_object(Bucket=self.name, Key=f"{self.prefix}/{name}")
         data: bytes = body["Body"].read()
         return data
+
+
+CACHE_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "tiup-s3-cache.conf"
+
+
+def render_cache(port: int, cache_dir: Path, origin: str, prefix: str) -> str:
+    """The shipped caching config with only its EDIT lines and ``listen`` changed."""
+    import re
+
+    text = CACHE_CONF.read_text()
+    host = origin.split("://", 1)[1].rstrip("/")
+    edits = [
+        (r"(?m)^proxy_cache_path\s+\S+", f"proxy_cache_path {cache_dir}"),
+        (r"(?m)^(\s*)server\s+[0-9.:]+;", rf"\g<1>server {host};"),
+        (r"(?m)^(\s*)listen\s+[^;]+;", rf"\g<1>listen 127.0.0.1:{port};"),
+        (r"(?m)^(\s*)set \$tiup_prefix [^;]+;", rf"\g<1>set $tiup_prefix {prefix};"),
+    ]
+    for pattern, repl in edits:
+        text, n = re.subn(pattern, repl, text, count=1)
+        assert n == 1, f"{CACHE_CONF} lost the line {pattern}"
+    return text
+
+
+def start_cache(bucket: Bucket, work: Path) -> Any:
+    """nginx with deploy/nginx/tiup-s3-cache.conf in front of ``bucket``'s mirror;
+    returns the :class:`nginx.NginxServer`."""
+    import socket
+    import time
+
+    import nginx
+
+    binary = nginx.find_nginx()
+    if binary is None:
+        pytest.fail("nginx is not installed (scripts/setup-test-env installs it)")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "main.conf").write_text(nginx._main_conf(work, binary))
+    port = nginx._free_port()
+    (work / "site.conf").write_text(render_cache(port, work / "cache", bucket.rgw.endpoint,
+                                                 f"/{bucket.name}/{bucket.prefix}"))
+    proc = subprocess.Popen([binary, "-p", str(work), "-e", str(work / "error.log"), "-c",
+                             str(work / "main.conf")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60  # only reached when nginx fails to start
+    while True:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            pytest.fail(f"nginx did not start: {err}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "nginx never listened"
+            time.sleep(0.02)
+    return nginx.NginxServer(f"http://127.0.0.1:{port}", work / "access.log",
+                             work / "error.log", proc)
