@@ -28,8 +28,9 @@ import dataclasses
 import hashlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from tiup.errors import (
     TiupError,
     UsageError,
 )
+from tiup.hashing import FileInfo
 from tiup.manifest.models import Component, Index, VersionItem
 from tiup.reader import VerifiedMirror
 from tiup.repository.clone.bootstrap import tarball_of, write_bootstrap, write_local_install
@@ -207,9 +209,15 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     new_keys = keygen.submit(CloneKeys.generate) if fresh else None
     keygen.shutdown(wait=False)
     fetcher = updater.fetcher
+    uploader = _Uploader(storage) if in_bucket else None
     pool = DownloadPool(fetcher, target, jobs=jobs, progress=progress,
-                        give_up=settings.clone_give_up)
-    fetched = pool.run(wanted.values())
+                        give_up=settings.clone_give_up,
+                        on_verified=uploader.submit if uploader is not None else None)
+    try:
+        fetched = pool.run(wanted.values())
+    finally:
+        if uploader is not None:
+            uploader.wait()
     for name in clashes:
         fetched.failed[name] = ("/" + name, "two versions name this file with different contents")
     report.downloaded = len(fetched.downloaded)
@@ -231,9 +239,11 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     with store:
         store.verified.update(fetched.verified)
         changed = _write_components(store, plans, fetched, ring, report)
-        if in_bucket:
+        if uploader is not None:
+            # uploaded while the others downloaded (tarballs first: nothing names them
+            # until the manifests below commit); any not uploaded yet go with the commit
             for name in sorted(store.claimed):
-                if name in fetched.verified:
+                if name in fetched.verified and name not in uploader.done:
                     store.stage_tarball(name, target / name)
             report.notes.append("the tiup-<os>-<arch>.tar.gz bootstrap copies and "
                                 "local_install.sh are not written into a bucket")
@@ -252,6 +262,36 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     if not fetched.failed:
         remove_work_dir(target)
     return report
+
+
+class _Uploader:
+    """Uploads each verified tarball into the bucket as soon as it is in the spool."""
+
+    def __init__(self, storage: Storage):
+        from tiup.repository.s3_storage import UPLOAD_THREADS, S3Storage
+
+        assert isinstance(storage, S3Storage)
+        self.storage = storage
+        self.pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="clone-upload")
+        self.futures: list[Future[None]] = []
+        self.done: set[str] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, name: str, path: Path, info: FileInfo) -> None:
+        def run() -> None:
+            self.storage.upload_file(name, path, info)
+            with self._lock:
+                self.done.add(name)
+
+        with self._lock:
+            self.futures.append(self.pool.submit(run))
+
+    def wait(self) -> None:
+        """Wait for every upload. Raises the first failure (ConflictError: the bucket
+        holds other bytes under a tarball's name; RepositoryError)."""
+        self.pool.shutdown(wait=True)
+        for fut in self.futures:
+            fut.result()
 
 
 def _held(prev: MirrorState, wanted: dict[str, FileJob]) -> list[str]:
