@@ -114,6 +114,13 @@ def test_two_instances_one_bucket(tiup, bucket: Bucket, tmp_path: Path,
             for t in threads:
                 t.join()
         assert not errors, errors[:5]
+        # an upload never followed by its manifest: removed by prune --orphans
+        status, _h, body = upload(b, "abandoned", tar, name)
+        assert status == 200, body
+        out = ok(tiup, "mirror", "--repo", bucket.url, "prune", "--orphans", "--grace", "0",
+                 "--yes", "--key-dir", str(keys))
+        assert ".upload/abandoned/" in out
+        assert not any("/.upload/" in k for k in bucket.objects())
         assert reads[0] >= 64
         r = tiup("mirror", "verify", bucket.url)
         assert r.returncode == 0 and ": 0 errors, 0 warnings" in r.stdout, r.output

@@ -170,6 +170,11 @@ def plan_prune(store: Store, opts: PruneOptions) -> PrunePlan:
                     or _BOOTSTRAP.fullmatch(name)):
                 continue
             plan.files.append((name, entry.size, "orphan: no manifest references it"))
+        if storage.concurrent:  # a stateless server's upload sessions never completed
+            for entry in storage.list(".upload/"):
+                if datetime.fromtimestamp(entry.mtime, tz=store.now.tzinfo) <= limit:
+                    plan.files.append((entry.name, entry.size,
+                                       "orphan: an upload session no manifest followed"))
     if opts.superseded:
         plan.files.extend(_superseded(store, opts.grace_days))
     commits = storage.stat("commits") if opts.commits else None
