@@ -6,10 +6,9 @@ anonymous HTTP from the bucket."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from nginx import stop_nginx_process
 from publishkit import make_tarball
