@@ -133,3 +133,7 @@ def test_unusable_addresses_fail_in_one_line(tiup, bucket: Bucket, tmp_path: Pat
     ok(tiup, "mirror", "init", bucket.url, "--key-dir", str(tmp_path / "k"))
     r = tiup("mirror", "init", bucket.url, "--key-dir", str(tmp_path / "k2"))
     assert r.returncode == 1 and "not empty" in r.stderr, r.output
+    r = tiup("mirror", "set", bucket.url)
+    assert r.returncode == 2 and "over HTTP(S)" in r.stderr, r.output
+    r = tiup("mirror", "init", str(tmp_path / "dir"), "--public-read")
+    assert r.returncode == 2 and "s3:// mirrors only" in r.stderr, r.output
