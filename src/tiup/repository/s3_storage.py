@@ -6,8 +6,9 @@ of writers on any number of machines commit at once, and S3's conditional PUTs d
 
     1. tarballs          PUT If-None-Match: *   (identical bytes already there: kept;
                          different bytes: ConflictError "tarball-exists", never replaced)
-                         above MULTIPART_THRESHOLD: HEAD, then an unconditional multipart
-                         upload (S3 ignores conditions on multipart completion)
+                         above MULTIPART_THRESHOLD (5 GiB, S3's single-PUT limit): HEAD,
+                         an unconditional multipart upload (S3 ignores conditions on its
+                         completion), and a HEAD that checks the stored sha256 is ours
     2. N.<name>.json     PUT If-None-Match: *   (created only if absent)
     3. snapshot.json     PUT If-Match: <etag it was read with>      compare-and-swap
     4. timestamp.json    PUT If-Match: <etag it was read with>      the commit point
@@ -60,8 +61,11 @@ from tiup.transport.chunks import Chunks
 SCHEME = "s3://"
 #: ``code`` of the conflict of a tarball name that holds other bytes than this writer's
 TARBALL_EXISTS = "tarball-exists"
-#: tarballs above this size go up in parts (unconditionally, after a HEAD)
-MULTIPART_THRESHOLD = 64 << 20
+#: tarballs above this size go up in parts (unconditionally, after a HEAD). Below it, one
+#: PUT streamed from the file (bounded memory) with ``If-None-Match: *``: atomic and
+#: create-only, and on Ceph RGW faster than multipart (shared/s3/README.md). 5 GiB is
+#: S3's limit of a single PUT.
+MULTIPART_THRESHOLD = 5 << 30
 PART_SIZE = 16 << 20
 #: parallel uploads of one commit group (and parts of one multipart upload)
 UPLOAD_THREADS = 8
@@ -443,7 +447,14 @@ class S3Storage(Storage):
         try:
             if expected is None:
                 return self._put(name, data, if_none_match=True)
-            return self._put(name, data, if_match=expected)
+            try:
+                return self._put(name, data, if_match=expected)
+            except ConflictError:
+                # Ceph RGW compares If-Match without quotes, which AWS accepts too; a server
+                # that wants the quoted form refuses an unchanged object: try that once
+                if self.tag(name) != expected:
+                    raise
+                return self._put(name, data, if_match=Tag(f'"{expected}"'))
         except ConflictError as exc:
             raise ConflictError(f"{name} of mirror {self.location} changed since it was read",
                                 file=self.location_of(name), code=CHANGED,
@@ -524,6 +535,8 @@ class S3Storage(Storage):
         if info.length > MULTIPART_THRESHOLD:
             if self._head(name) is None:
                 self._multipart(name, source, info)
+                if not self._same_bytes(name, info):  # another writer's upload won
+                    raise _tarball_conflict(self, name)
                 return
         else:
             try:
