@@ -58,6 +58,21 @@ def test_guide_flow_on_a_bucket(tiup, bucket: Bucket, tmp_path: Path) -> None:
     verified(tiup, url)
     ok(tiup, "mirror", "--repo", url, "renew", "--key-dir", str(keys))
     verified(tiup, url)
+    # a second owner takes over a component (signed by both owners)
+    from tiup.keys import generate, save_private_key
+
+    bob = tmp_path / "bob.json"
+    save_private_key(bob, generate())
+    ok(tiup, "mirror", "--repo", url, "grant", "bob", "-k", str(bob), "--key-dir", str(keys))
+    tar3 = make_tarball(tmp_path / "side.tar.gz", entry="side")
+    ok(tiup, "mirror", "--repo", url, "publish", "side", "v1.0.0", str(tar3), "side",
+       "--os", "linux", "--arch", "amd64", "--key-dir", str(keys))
+    ok(tiup, "mirror", "--repo", url, "transfer-owner", "side", "bob", "-k", str(bob),
+       "--key-dir", str(keys))
+    index_meta = json.loads(bucket.get("snapshot.json"))["signed"]["meta"]["/index.json"]
+    index = json.loads(bucket.get(f"{index_meta['version']}.index.json"))["signed"]
+    assert index["components"]["side"]["owner"] == "bob"
+    verified(tiup, url)
     ok(tiup, "mirror", "--repo", url, "rotate", "--days", "4000", "--key-dir", str(keys))
     assert "2.root.json" in [k.split("/")[-1] for k in bucket.objects()]
     verified(tiup, url)
