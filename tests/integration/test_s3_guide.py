@@ -152,3 +152,19 @@ def test_unusable_addresses_fail_in_one_line(tiup, bucket: Bucket, tmp_path: Pat
     assert r.returncode == 2 and "over HTTP(S)" in r.stderr, r.output
     r = tiup("mirror", "init", str(tmp_path / "dir"), "--public-read")
     assert r.returncode == 2 and "s3:// mirrors only" in r.stderr, r.output
+
+
+def test_hostile_keys_in_the_bucket_are_ignored(tiup, bucket: Bucket, tmp_path: Path) -> None:
+    """Keys a listing returns are names from outside: only plain mirror names are used."""
+    keys = tmp_path / "keys"
+    ok(tiup, "mirror", "init", bucket.url, "--key-dir", str(keys))
+    client = bucket.rgw.client()
+    hostile = ["sp ace-v1-linux-amd64.tar.gz", "a/../../b-v1-linux-amd64.tar.gz",
+               "x\\y-v1-linux-amd64.tar.gz", "deep/a/b/c/d/e/f/g/h/i.tar.gz"]
+    for name in hostile:
+        client.put_object(Bucket=bucket.name, Key=f"{bucket.prefix}/{name}", Body=b"junk")
+    verified(tiup, bucket.url)
+    out = ok(tiup, "mirror", "--repo", bucket.url, "prune", "--orphans", "--grace", "0",
+             "--yes", "--key-dir", str(keys))
+    assert "nothing to prune" in out, out
+    assert all(f"{bucket.prefix}/{n}" in bucket.objects() for n in hostile)
