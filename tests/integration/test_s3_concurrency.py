@@ -54,8 +54,10 @@ def mirror(tiup, bucket: Bucket, tmp_path: Path) -> tuple[Bucket, Path]:  # type
 
 
 def publish_args(bucket: Bucket, keys: Path, comp: str, version: str, tar: Path) -> list[str]:
+    # --lock-timeout: how long a writer keeps retrying lost races; generous, so that a
+    # loaded machine (scripts/test --stress) cannot make a writer give up
     return ["mirror", "--repo", bucket.url, "publish", comp, version, str(tar), comp,
-            "--os", "linux", "--arch", "amd64", "--key-dir", str(keys)]
+            "--os", "linux", "--arch", "amd64", "--key-dir", str(keys), "--lock-timeout", "900"]
 
 
 def publish(tiup, bucket: Bucket, keys: Path, comp: str, version: str,  # type: ignore[no-untyped-def]

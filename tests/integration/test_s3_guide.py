@@ -38,7 +38,13 @@ def test_guide_flow_on_a_bucket(tiup, bucket: Bucket, tmp_path: Path) -> None:
     ok(tiup, "mirror", "genkey")
     ok(tiup, "mirror", "--repo", url, "grant", "alice", "--key-dir", str(keys))
     verified(tiup, url)
-    tar1 = make_tarball(tmp_path / "hello-1.tar.gz", body=b"#!/bin/sh\necho hello one\n")
+    # tiup package, as the guide makes the tarball
+    hello = tmp_path / "hello"
+    hello.write_text("#!/bin/sh\necho hello one\n")
+    hello.chmod(0o755)
+    ok(tiup, "package", "hello", "--entry", "hello", "--name", "hello", "--release", "v0.0.1",
+       "--os", "linux", "--arch", "amd64")
+    tar1 = tmp_path / "package" / "hello-v0.0.1-linux-amd64.tar.gz"
     tar2 = make_tarball(tmp_path / "hello-2.tar.gz", body=b"#!/bin/sh\necho hello two\n")
     out = ok(tiup, "mirror", "--repo", url, "publish", "hello", "v0.0.1", str(tar1), "hello",
              "--os", "linux", "--arch", "amd64", "--key-dir", str(keys))
