@@ -69,6 +69,8 @@ MULTIPART_THRESHOLD = 5 << 30
 PART_SIZE = 16 << 20
 #: parallel uploads of one commit group (and parts of one multipart upload)
 UPLOAD_THREADS = 8
+#: first_free asks with HEADs this many times per transaction, then lists the mirror once
+HEADS_BEFORE_LISTING = 8
 #: the metadata key holding the sha256 of an object's bytes (``x-amz-meta-sha256``)
 SHA256_META = "sha256"
 
@@ -232,6 +234,9 @@ class S3Storage(Storage):
         self._tags_lock = threading.Lock()
         #: the bytes of snapshot.json the fetcher last returned (see last_read)
         self._snapshot: bytes | None = None
+        #: first_free's calls in this transaction, and its listing of taken names
+        self._first_free_calls = 0
+        self._taken: set[str] | None = None
 
     # ------------------------------------------------------------ names
     def key(self, name: str) -> str:
@@ -394,9 +399,19 @@ class S3Storage(Storage):
 
     def first_free(self, name_of: Callable[[int], str], start: int) -> int:
         """The first version from ``start`` whose name is not taken (a dead or losing
-        writer's unreferenced ``N.<name>.json`` is skipped, never overwritten)."""
+        writer's unreferenced ``N.<name>.json`` is skipped, never overwritten).
+
+        A HEAD per name for the first few calls of a transaction; past
+        :data:`HEADS_BEFORE_LISTING` (a clone writing many components) one listing of
+        the mirror answers the rest. Either may miss a name another writer creates a
+        moment later: the create-only PUT of the commit then fails and the change is
+        run again, so a stale answer costs a retry, never a wrong write."""
+        self._first_free_calls += 1
+        if self._first_free_calls > HEADS_BEFORE_LISTING and self._taken is None:
+            self._taken = {e.name for e in self.list("")}
         version = start
-        while self._head(name_of(version)) is not None:
+        while (name_of(version) in self._taken if self._taken is not None
+               else self._head(name_of(version)) is not None):
             version += 1
         return version
 
@@ -522,6 +537,8 @@ class S3Storage(Storage):
         return []
 
     def begin(self) -> S3Transaction:
+        self._first_free_calls = 0
+        self._taken = None
         return S3Transaction(self)
 
     def upload_file(self, name: str, source: Path, info: FileInfo) -> None:

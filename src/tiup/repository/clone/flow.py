@@ -265,7 +265,8 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
 
 
 class _Uploader:
-    """Uploads each verified tarball into the bucket as soon as it is in the spool."""
+    """Uploads each verified tarball into the bucket as soon as it is in the spool, then
+    removes it from the spool."""
 
     def __init__(self, storage: Storage):
         from tiup.repository.s3_storage import UPLOAD_THREADS, S3Storage
@@ -282,6 +283,9 @@ class _Uploader:
             self.storage.upload_file(name, path, info)
             with self._lock:
                 self.done.add(name)
+            # in the bucket now: the spool holds only what is still on its way (bounded
+            # disk); a resumed run finds it there ("same bytes") if it is fetched again
+            path.unlink(missing_ok=True)
 
         with self._lock:
             self.futures.append(self.pool.submit(run))
