@@ -84,19 +84,8 @@ def init_mirror(path: str | Path | Storage, now: datetime, *, key_dir: str | Pat
         created = True
     keys_path = Path(key_dir).expanduser().absolute() if key_dir else directory / "keys"
     result = InitResult(directory, keys_path, created_directory=created)
-    keys: dict[str, list[PrivateKey]] = {
-        "root": [generate() for _ in range(ROOT_KEYS)],
-        "index": [generate()], "snapshot": [generate()], "timestamp": [generate()],
-    }
-    try:
-        keys_path.mkdir(parents=True, exist_ok=True)
-        for role, role_keys in keys.items():
-            for key in role_keys:
-                file = keys_path / f"{key.keyid[:16]}-{role}.json"
-                save_private_key(file, key)
-                result.key_files.setdefault(role, []).append(file)
-    except OSError as exc:
-        raise write_failed(keys_path, "the key files", exc) from exc
+    keys = _new_keys()
+    _save_keys(keys, keys_path, result)
     storage = LocalStorage(directory, sync_script=sync_script)
     storage.acquire(0)
     try:
