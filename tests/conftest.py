@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 import keypool
+import s3kit
 from clirun import Result, run_in_process, run_subprocess
 from fixturedata import FIXTURES
 from tiup import settings
@@ -85,3 +86,20 @@ def tiup(clean_home: Path, tmp_path: Path) -> Tiup:
         return run_in_process(args, env=full_env, cwd=where, input=input)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3kit.RGW]:
+    """The real S3 server (Ceph RGW from ../shared/s3), one for the whole run
+    (``support/s3kit.py``); skips, saying why, where ../shared is absent."""
+    yield from s3kit.shared_rgw(tmp_path_factory)
+
+
+@pytest.fixture
+def bucket(rgw: s3kit.RGW, monkeypatch: pytest.MonkeyPatch) -> s3kit.Bucket:
+    """A new bucket on :func:`rgw`, and this test's environment pointed at the server
+    (the standard AWS variables; ``tiup`` and boto3 read them)."""
+    for key, value in rgw.env.items():
+        monkeypatch.setenv(key, value)
+    settings.reset_current()
+    return s3kit.Bucket(rgw, s3kit.new_bucket(rgw))

@@ -26,6 +26,7 @@ validates the whole environment at once; a malformed value is a
 | `TIUP_MIRROR_SYNC_SCRIPT` | `sync_script` | none | a program run after every commit |
 | `TIUP_COMPONENT_DATA_DIR` | `component_data_dir` | none | tiup-server: uploads in `packages/` |
 | `TIUP_PKCS11_MODULE` | `pkcs11_module` | none | PKCS#11 module (`.so`) for `pkcs11:` keys |
+| `TIUP_S3_ADDRESSING_STYLE` | `s3_addressing_style` | `auto` | `path`, `virtual`, `auto` (s3://) |
 
 Seconds and bytes/s are finite numbers, counts are integers; "0" means 0 or less.
 Proxies are read as :func:`urllib.request.getproxies_environment` reads them: either
@@ -179,6 +180,9 @@ class Settings:
     component_data_dir: str | None = None
     #: the PKCS#11 module of ``pkcs11:`` keys whose URI names none (``module-path=``)
     pkcs11_module: str | None = None
+    #: how s3:// mirrors address their bucket: ``path``, ``virtual`` or ``auto`` (botocore's
+    #: choice; endpoint, region and credentials come the standard AWS way, read by boto3)
+    s3_addressing_style: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -203,7 +207,17 @@ class Settings:
             sync_script=env.get(SYNC_SCRIPT_ENV) or None,
             component_data_dir=env.get("TIUP_COMPONENT_DATA_DIR") or None,
             pkcs11_module=(env.get("TIUP_PKCS11_MODULE") or "").strip() or None,
+            s3_addressing_style=_choice(env, "TIUP_S3_ADDRESSING_STYLE", "auto",
+                                        ("auto", "path", "virtual")),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise UsageError(f"{name}={env.get(name)!r} is not valid",
+                         hint=f"one of: {', '.join(allowed)}")
+    return value
 
 
 _current: Settings | None = None

@@ -197,3 +197,55 @@ def versioned_url(url: str, version: int) -> str:
     """Insert ``<version>.`` after the last ``/``: ``/tidb.json`` + 62 → ``/62.tidb.json``."""
     head, _, tail = url.rpartition("/")
     return f"{head}/{version}.{tail}"
+
+
+# ------------------------------------------------------------ object storage (s3://)
+#: S3's bucket rule (3-63 lowercase letters, digits, '.', '-'; starts and ends alphanumeric)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+#: one segment of a mirror's prefix inside a bucket
+_PREFIX_PART = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+=\-]{0,254}")
+#: the name of a mirror file in a bucket, relative to the mirror's prefix: a plain file name
+#: or ``.upload/<session>/<file>`` (a server's staged upload)
+_OBJECT_PART = re.compile(r"[A-Za-z0-9_.+=\-]{1,255}")
+
+
+def s3_address(address: str) -> tuple[str, str]:
+    """Split ``s3://BUCKET[/PREFIX]`` into the bucket and the prefix (``""`` or
+    ``a/b``, no leading or trailing ``/``), each checked against S3's and our rules.
+
+    Raises:
+        InvalidNameError: not such an address, or an unsafe bucket or prefix.
+    """
+    if not address.startswith("s3://"):
+        raise InvalidNameError(f"{address!r} is not an s3://BUCKET/PREFIX address")
+    rest = address[len("s3://"):]
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.strip("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise InvalidNameError(
+            f"invalid bucket name {bucket!r} in {address!r}: S3 bucket names are 3-63 "
+            "lowercase letters, digits, '.' and '-'",
+            hint="use tiup mirror ... s3://my-bucket/some/prefix")
+    if prefix:
+        for part in prefix.split("/"):
+            if not _PREFIX_PART.fullmatch(part) or part in (".", "..") or ".." in part:
+                raise InvalidNameError(
+                    f"invalid prefix {prefix!r} in {address!r}: each '/'-separated part is "
+                    "letters, digits, '_', '+', '=', '.' and '-', not starting with '.' or '-'",
+                    hint="use a prefix such as 'tiup/prod'")
+    return bucket, prefix
+
+
+def object_name(name: str) -> str:
+    """Validate the name of an object in a mirror's prefix (from a listing or a caller):
+    ``/``-separated parts of safe characters, none ``.`` or ``..`` or empty.
+
+    Raises:
+        InvalidNameError: an unsafe name.
+    """
+    parts = name.split("/")
+    if (len(name) > 1024 or len(parts) > 8
+            or not all(_OBJECT_PART.fullmatch(p) and p not in (".", "..") for p in parts)):
+        raise InvalidNameError(f"unsafe object name {name[:200]!r} in a bucket listing",
+                               hint="only plain file names belong in a mirror's prefix")
+    return name

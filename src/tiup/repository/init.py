@@ -40,7 +40,7 @@ ROOT_KEYS = 3
 
 @dataclass
 class InitResult:
-    directory: Path
+    directory: Path | str
     key_dir: Path
     #: role → key files written
     key_files: dict[str, list[Path]] = field(default_factory=dict)
@@ -53,11 +53,12 @@ def _expiry(now: datetime, days: int) -> str:
     return format_time(now + timedelta(days=days))
 
 
-def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None = None,
-                lifetimes: Lifetimes | None = None, settings: Settings | None = None,
-                root_keys: Sequence[PrivateKey] = (),
+def init_mirror(path: str | Path | Storage, now: datetime, *,
+                key_dir: str | Path | None = None, lifetimes: Lifetimes | None = None,
+                settings: Settings | None = None, root_keys: Sequence[PrivateKey] = (),
                 root_threshold: int | None = None) -> InitResult:
-    """Create an empty repository at ``path`` (created if missing, recursively).
+    """Create an empty repository at ``path`` (a directory, created if missing,
+    recursively; or a :class:`Storage` without directories, e.g. a bucket).
 
     ``settings`` gives the sync script run after the commit (default: the process's).
     ``root_keys`` (e.g. keys on PKCS#11 tokens) replace the three generated root keys
@@ -65,7 +66,7 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
     key) must be between 1 and the number of root keys.
 
     Raises:
-        RepositoryError: ``path`` is not an empty directory, or a write failed.
+        RepositoryError: ``path`` is not an empty directory or storage, or a write failed.
         UsageError: a threshold out of range, or the same root key twice.
         UsageError: no ``settings`` were passed and an environment variable is malformed.
     """
@@ -79,6 +80,9 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
     if root_threshold is not None and not 1 <= root_threshold <= n_roots:
         raise UsageError(f"a root threshold of {root_threshold} cannot be met by {n_roots} "
                          "root key(s)", hint=f"choose a threshold from 1 to {n_roots}")
+    thresholds = {"root": root_threshold} if root_threshold else None
+    if isinstance(path, Storage):
+        return _init_storage(path, now, key_dir, life, given_roots, thresholds)
     directory = Path(path).expanduser().absolute()
     created = False
     if directory.exists():
@@ -95,28 +99,59 @@ def init_mirror(path: str | Path, now: datetime, *, key_dir: str | Path | None =
         created = True
     keys_path = Path(key_dir).expanduser().absolute() if key_dir else directory / "keys"
     result = InitResult(directory, keys_path, created_directory=created)
-    keys: dict[str, list[PrivateKey]] = {
-        "root": given_roots or [generate() for _ in range(ROOT_KEYS)],
+    keys = _new_keys(given_roots)
+    _save_keys(keys, keys_path, result, skip_roots=bool(given_roots))
+    storage = LocalStorage(directory, sync_script=sync_script)
+    storage.acquire(0)
+    try:
+        write_initial_mirror(storage, keys, life, now, thresholds=thresholds)
+    finally:
+        storage.release()
+    return result
+
+
+def _new_keys(given_roots: Sequence[PrivateKey] = ()) -> dict[str, list[PrivateKey]]:
+    return {
+        "root": list(given_roots) or [generate() for _ in range(ROOT_KEYS)],
         "index": [generate()], "snapshot": [generate()], "timestamp": [generate()],
     }
+
+
+def _save_keys(keys: Mapping[str, Sequence[PrivateKey]], keys_path: Path,
+               result: InitResult, *, skip_roots: bool = False) -> None:
+    """Write the private key files (not the root keys given on tokens: ``skip_roots``)."""
     try:
         keys_path.mkdir(parents=True, exist_ok=True)
         for role, role_keys in keys.items():
+            if role == "root" and skip_roots:
+                continue  # on their tokens
             for key in role_keys:
-                if role == "root" and given_roots:
-                    continue  # on their tokens
                 file = keys_path / f"{key.keyid[:16]}-{role}.json"
                 save_private_key(file, key)
                 result.key_files.setdefault(role, []).append(file)
     except OSError as exc:
         raise write_failed(keys_path, "the key files", exc) from exc
-    storage = LocalStorage(directory, sync_script=sync_script)
-    storage.acquire(0)
-    try:
-        write_initial_mirror(storage, keys, life, now,
-                             thresholds={"root": root_threshold} if root_threshold else None)
-    finally:
-        storage.release()
+
+
+def _init_storage(storage: Storage, now: datetime, key_dir: str | Path | None,
+                  life: Lifetimes, given_roots: Sequence[PrivateKey],
+                  thresholds: Mapping[str, int] | None) -> InitResult:
+    """A new mirror in a storage without directories (a bucket): it must hold no mirror
+    file yet; the private keys go to ``key_dir`` on this machine, never into the bucket.
+    Every file is created only if absent, so two racing inits cannot mix their files."""
+    if key_dir is None:
+        raise RepositoryError(f"mirror {storage.location} needs a key directory on this "
+                              "machine", hint="pass --key-dir DIR")
+    present = storage.list("")
+    if present:
+        raise RepositoryError(
+            f"{storage.location} is not empty (it holds {present[0].name})",
+            file=storage.location, hint="choose a new bucket or prefix")
+    keys_path = Path(key_dir).expanduser().absolute()
+    result = InitResult(storage.location, keys_path)
+    keys = _new_keys(given_roots)
+    _save_keys(keys, keys_path, result, skip_roots=bool(given_roots))
+    write_initial_mirror(storage, keys, life, now, thresholds=thresholds)
     return result
 
 

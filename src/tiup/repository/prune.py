@@ -150,12 +150,31 @@ def plan_prune(store: Store, opts: PruneOptions) -> PrunePlan:
         if deleted or (plat, ver) in plan.yanks.get(cid, set()):
             plan.versions.setdefault(cid, []).append((plat, ver, reason))
     if opts.orphans:
+        # Without a lock (object storage) a live writer's uploads are unreferenced until its
+        # commit: only files older than the grace period are orphans there.
+        limit = store.now - timedelta(days=opts.grace_days)
+        current = {url.lstrip("/").removesuffix(".json"): meta.version
+                   for url, meta in store.state.snapshot.meta.items()}
         for entry in storage.list():
             name = entry.name
+            if storage.concurrent and datetime.fromtimestamp(
+                    entry.mtime, tz=store.now.tzinfo) > limit:
+                continue
+            m = _VERSIONED.fullmatch(name)
+            if (storage.concurrent and m is not None and m.group(2) != "root"
+                    and m.group(2) in current and int(m.group(1)) > current[m.group(2)]):
+                plan.files.append((name, entry.size,
+                                   "orphan: a versioned manifest no commit references"))
+                continue
             if (not name.endswith(".tar.gz") or name in referenced or name in going
                     or _BOOTSTRAP.fullmatch(name)):
                 continue
             plan.files.append((name, entry.size, "orphan: no manifest references it"))
+        if storage.concurrent:  # a stateless server's upload sessions never completed
+            for entry in storage.list(".upload/"):
+                if datetime.fromtimestamp(entry.mtime, tz=store.now.tzinfo) <= limit:
+                    plan.files.append((entry.name, entry.size,
+                                       "orphan: an upload session no manifest followed"))
     if opts.superseded:
         plan.files.extend(_superseded(store, opts.grace_days))
     commits = storage.stat("commits") if opts.commits else None

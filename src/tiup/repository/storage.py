@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -150,10 +150,17 @@ class Storage(ABC):
 
     #: where the mirror is, for messages (a directory path, a URL)
     location: str
+    #: writers commit at once without a lock (object storage): a lost race is retried by
+    #: :class:`~tiup.repository.writer.LocalWriter`, and :meth:`first_free` skips
+    #: versioned names a dead writer created but never referenced
+    concurrent: bool = False
 
     def __init__(self) -> None:
         #: name → tag of the bytes :meth:`fetcher` last returned for it
         self._read_tags: dict[str, Tag] = {}
+
+    def __str__(self) -> str:
+        return self.location
 
     # ----------------------------------------------------------------- reads
     @abstractmethod
@@ -165,6 +172,11 @@ class Storage(ABC):
     def read_tag(self, name: str) -> Tag | None:
         """The tag of the bytes :meth:`fetcher` returned for ``name``; None if it read none."""
         return self._read_tags.get(name)
+
+    def last_read(self, name: str) -> bytes | None:
+        """The bytes :meth:`fetcher` last returned for ``name``, where the storage keeps
+        them (object storage keeps ``snapshot.json``'s); else None."""
+        return None
 
     def record_read(self, name: str, tag: Tag) -> None:
         """Remember the tag of bytes just read through :meth:`fetcher` (for implementations)."""
@@ -201,6 +213,12 @@ class Storage(ABC):
     @abstractmethod
     def tag(self, name: str) -> Tag | None:
         """The tag of what is stored as ``name`` now; None if nothing. Raises FetchError."""
+
+    def first_free(self, name_of: Callable[[int], str], start: int) -> int:
+        """The first version from ``start`` whose versioned name (``name_of(version)``) a
+        commit may create. Under a lock every such name is free (the commit replaces a
+        dead writer's leftover); object storage skips names already taken."""
+        return start
 
     def location_of(self, name: str) -> str:
         """Where ``name`` is, for messages."""

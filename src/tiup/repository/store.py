@@ -36,6 +36,7 @@ from tiup import hashing, trust
 from tiup.errors import (
     ConflictError,
     FetchError,
+    MissingKeyError,
     MissingTarballError,
     RepositoryError,
     TarballError,
@@ -126,6 +127,8 @@ class Store:
         self.verified: dict[str, FileInfo] = {}
         self.committed = False
         self._component_envs: dict[str, Envelope] = {}
+        #: component id → the version its next manifest gets (see Storage.first_free)
+        self._next_versions: dict[str, int] = {}
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Store:
@@ -148,6 +151,8 @@ class Store:
             self.removed_leftovers = self.storage.remove_leftovers()
             self.lifetimes = self._lifetimes or load_lifetimes(self.storage)
             self._state = read_state(self.storage)
+            if self.storage.concurrent and self._state.interrupted:
+                self._complete_interrupted()
         except BaseException:
             self.close()
             raise
@@ -202,8 +207,14 @@ class Store:
         return self.state.component(comp_id)
 
     def next_component_version(self, comp_id: str) -> int:
+        known = self._next_versions.get(comp_id)
+        if known is not None:
+            return known
         meta = self.state.snapshot.meta.get(f"/{comp_id}.json")
-        return (meta.version if meta is not None else 0) + 1
+        version = self.storage.first_free(lambda v: f"{v}.{comp_id}.json",
+                                          (meta.version if meta is not None else 0) + 1)
+        self._next_versions[comp_id] = version
+        return version
 
     # --------------------------------------------------------------- writes
     def edit_index(self) -> Index:
@@ -211,6 +222,9 @@ class Store:
         if self.new_index is None:
             self.new_index = copy.deepcopy(self.state.index)
             renew(self.new_index, self.now, self.lifetimes.index)
+            url = self.state.root.roles["index"].url or "/index.json"
+            self.new_index.version = self.storage.first_free(
+                lambda v: versioned_url(url, v).lstrip("/"), self.new_index.version)
         return self.new_index
 
     def renew_index(self, days: int | None = None) -> Index:
@@ -369,8 +383,12 @@ class Store:
 
     def _check_not_foreign(self, cid: str, name: str, old: Component | None) -> None:
         """Refuse to replace a tarball in the mirror that ``cid``'s manifest does not name."""
-        if name in self.verified or self.storage.stat(name) is None:
-            return  # new, or placed and verified by this writer itself (clone)
+        if name in self.verified or self.storage.concurrent:
+            # placed and verified by this writer itself (clone); or object storage, whose
+            # commit never replaces a file with other bytes (identical bytes: a retry's)
+            return
+        if self.storage.stat(name) is None:
+            return  # new
         if old is not None and any(it.url == "/" + name for _p, _v, it in old.items()):
             return
         raise TarballError(
@@ -515,24 +533,52 @@ class Store:
             "snapshot", root.roles["snapshot"].keys, root_name))
         check_envelope(snap_data, "snapshot.json",
                              trust.role_keys(root, "snapshot", root_name))
-        ts = copy.deepcopy(self.state.timestamp)
-        info = FileInfo.of_bytes(snap_data)
-        ts.meta = {"/snapshot.json": HashedMeta({"sha256": info.sha256, "sha512": info.sha512},
-                                                info.length)}
-        renew(ts, self.now, self.lifetimes.timestamp)
-        ts_keys = ring.role_signers("timestamp", root.roles["timestamp"].keys, root_name)
-        ts_data = sign(ts, ts_keys[:1])
-        check_envelope(ts_data, "timestamp.json",
-                             trust.role_keys(root, "timestamp", root_name))
-        if len(ts_data) > trust.MAX_TIMESTAMP_SIZE:
-            raise RepositoryError(f"timestamp.json would be {len(ts_data)} bytes, over the "
-                                  f"{trust.MAX_TIMESTAMP_SIZE}-byte limit of TiUP clients")
+        ts_data = self._sign_timestamp(snap_data, root, root_name)
         last: list[list[Write]] = [[], []]
         self._stage(last[0], self._swap("snapshot.json"), snap_data)
         self._stage(last[1], self._swap("timestamp.json"), ts_data)
         written = self.staging.commit([*groups, *last])
         self.committed = True
         return written
+
+    def _sign_timestamp(self, snap_data: bytes, root: Root, root_name: str) -> bytes:
+        """The next timestamp.json, naming ``snap_data``. Raises MissingKeyError,
+        RepositoryError."""
+        ts = copy.deepcopy(self.state.timestamp)
+        info = FileInfo.of_bytes(snap_data)
+        ts.meta = {"/snapshot.json": HashedMeta({"sha256": info.sha256, "sha512": info.sha512},
+                                                info.length)}
+        renew(ts, self.now, self.lifetimes.timestamp)
+        ts_keys = self.keyring.role_signers("timestamp", root.roles["timestamp"].keys,
+                                            root_name)
+        ts_data = sign(ts, ts_keys[:1])
+        check_envelope(ts_data, "timestamp.json",
+                             trust.role_keys(root, "timestamp", root_name))
+        if len(ts_data) > trust.MAX_TIMESTAMP_SIZE:
+            raise RepositoryError(f"timestamp.json would be {len(ts_data)} bytes, over the "
+                                  f"{trust.MAX_TIMESTAMP_SIZE}-byte limit of TiUP clients")
+        return ts_data
+
+    def _complete_interrupted(self) -> None:
+        """Object storage: another writer put its snapshot.json and has not (yet, or ever:
+        it died) put the timestamp.json naming it. Finish that commit for it: a
+        timestamp naming the verified snapshot, compare-and-swapped against the one read
+        (whoever of the two swaps first wins; the other re-reads). Without the timestamp
+        key this writer cannot help, and commits on top as a directory writer does.
+
+        Raises:
+            ConflictError: the timestamp changed meanwhile (``code`` "changed": retried).
+        """
+        snap_data = self.storage.last_read("snapshot.json")
+        if snap_data is None:
+            return
+        state = self.state
+        try:
+            ts_data = self._sign_timestamp(snap_data, state.root, state.root_name)
+        except MissingKeyError:
+            return
+        self.storage.replace("timestamp.json", ts_data, self.storage.read_tag("timestamp.json"))
+        self._state = read_state(self.storage)
 
     def _stage(self, group: list[Write], write: Write, data: bytes) -> None:
         self.staging.put_bytes(write.name, data)

@@ -26,18 +26,20 @@ What only a local mirror can do is refused by one method, :meth:`MirrorWriter.lo
 
 from __future__ import annotations
 
+import random
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Self, TypeVar
 
-from tiup.errors import ExpiredError, RepositoryError, TiupError, UsageError
+from tiup.errors import ConflictError, ExpiredError, RepositoryError, TiupError, UsageError
 from tiup.reader import VerifiedMirror
 from tiup.repository.keyring import KeyRing
 from tiup.repository.local_storage import LocalStorage
 from tiup.repository.remote import RemoteMirror, with_retries
-from tiup.repository.storage import Storage
+from tiup.repository.storage import CHANGED, EXISTS, Storage
 from tiup.repository.store import DEFAULT_LOCK_TIMEOUT, Store
 from tiup.repository.view import MirrorView
 from tiup.settings import Settings
@@ -47,6 +49,8 @@ if TYPE_CHECKING:  # the HTTP client (urllib3) is loaded only by a remote write
     from tiup.transport.retry import RetryPolicy
 
 T = TypeVar("T")
+#: attempts of a commit that keeps losing races, whatever the time (object storage)
+MIN_ATTEMPTS = 20
 S = TypeVar("S", bound=VerifiedMirror)
 
 
@@ -123,7 +127,8 @@ class LocalWriter(MirrorWriter):
     def __init__(self, mirror: Storage | str | Path, keyring: KeyRing, *,
                  clock: Callable[[], datetime], lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                  settings: Settings | None = None,
-                 on_commit: Callable[[Store, list[str]], None] | None = None):
+                 on_commit: Callable[[Store, list[str]], None] | None = None,
+                 on_conflict: Callable[[int, ConflictError], None] | None = None):
         sync_script = settings.sync_script if settings is not None else None
         self.storage = mirror if isinstance(mirror, Storage) else LocalStorage(
             mirror, sync_script=sync_script)
@@ -134,6 +139,8 @@ class LocalWriter(MirrorWriter):
         self.lock_timeout = lock_timeout
         self.settings = settings
         self.on_commit = on_commit
+        #: told ``(attempt, error)`` when a commit lost a race and is run again
+        self.on_conflict = on_conflict
 
     def local(self) -> LocalWriter:
         return self
@@ -155,12 +162,31 @@ class LocalWriter(MirrorWriter):
 
     def run_store(self, build: Callable[[Store], T], *,
                   commit_if: Callable[[T], bool] | None = None) -> T:
-        """:meth:`run` for a build that needs the whole :class:`Store` (grant, merge)."""
-        with self.open() as store:
-            result = build(store)
-            if commit_if is None or commit_if(result):
-                self.commit(store)
-            return result
+        """:meth:`run` for a build that needs the whole :class:`Store` (grant, merge).
+
+        On a storage without a lock (:attr:`Storage.concurrent`, object storage) a commit
+        that lost a race to another writer (``ConflictError`` ``exists``/``changed``) is
+        run again, from a fresh read of the new state, for up to ``lock_timeout`` seconds
+        (and at least :data:`MIN_ATTEMPTS` times), with a short random backoff.
+        """
+        attempt = 0
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                with self.open() as store:
+                    result = build(store)
+                    if commit_if is None or commit_if(result):
+                        self.commit(store)
+                    return result
+            except ConflictError as exc:
+                if not self.storage.concurrent or exc.code not in (EXISTS, CHANGED):
+                    raise
+                attempt += 1
+                if attempt >= MIN_ATTEMPTS and time.monotonic() > deadline:
+                    raise
+                if self.on_conflict is not None:
+                    self.on_conflict(attempt, exc)
+                time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** min(attempt, 6))))
 
     def run(self, build: Callable[[MirrorView], T], *,
             commit_if: Callable[[T], bool] | None = None) -> T:

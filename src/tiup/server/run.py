@@ -120,7 +120,7 @@ def upload_dir(settings: Settings | None = None) -> tuple[str, bool]:
 
 
 def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | None = None,
-          tls_key: str | None = None) -> None:
+          tls_key: str | None = None, bucket: bool = False) -> None:
     """Serve until SIGINT/SIGTERM.
 
     Raises:
@@ -133,7 +133,7 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
     from granian.constants import Interfaces, SSLProtocols
     from granian.log import LogLevels
 
-    if not Path(config.mirror, "root.json").is_file():
+    if not bucket and not Path(config.mirror, "root.json").is_file():
         raise TiupError(f"{config.mirror} is not a mirror (no root.json)",
                         hint="create one with `tiup mirror init` or `tiup mirror clone`")
     if bool(tls_cert) != bool(tls_key):
@@ -147,7 +147,8 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
     config = dataclasses.replace(config, state_dir=state_dir)
     config.hand_over()
     server = Granian(
-        "tiup.server.run:create_app",
+        # a bucket: the stateless app of tiup.server.s3app (no monitor, page or metrics)
+        "tiup.server.s3app:create_s3_app" if bucket else "tiup.server.run:create_app",
         factory=True,
         address=host,
         port=port,
@@ -162,11 +163,12 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
         # A worker still starting when SIGTERM arrives can miss it; do not wait forever.
         workers_kill_timeout=KILL_TIMEOUT,
     )
-    monitor = start_monitor(config)
+    monitor = None if bucket else start_monitor(config)
     try:
         server.serve()
     finally:
-        stop_monitor(monitor)
+        if monitor is not None:
+            stop_monitor(monitor)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 

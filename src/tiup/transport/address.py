@@ -10,8 +10,14 @@ def is_http(address: str) -> bool:
     return address.startswith(("http://", "https://"))
 
 
+def is_s3(address: str) -> bool:
+    """True for ``s3://BUCKET/PREFIX`` addresses (a mirror in object storage, written by
+    publishers; clients read it over HTTP(S))."""
+    return address.startswith("s3://")
+
+
 def normalise_address(address: str) -> str:
     """Address identity: HTTP(S) without trailing ``/``; local paths absolute and resolved."""
-    if is_http(address):
+    if is_http(address) or is_s3(address):
         return address.rstrip("/")
     return str(Path(address).expanduser().resolve())

@@ -151,6 +151,7 @@ def import_cmd(ctx: click.Context, bundle: str, repo: str | None, trust_root: st
     from tiup.errors import FetchError, UsageError
     from tiup.repository.bundle.importer import import_bundle
     from tiup.settings import current
+    from tiup.transport.address import is_s3
 
     pinned = None
     if trust_root:
@@ -166,7 +167,15 @@ def import_cmd(ctx: click.Context, bundle: str, repo: str | None, trust_root: st
             c not in "0123456789abcdefABCDEF" for c in fingerprint)):
         raise UsageError(f"--fingerprint {fingerprint!r} is not a sha256 (64 hex digits)")
     chosen = repo or (ctx.obj or {}).get("repo")
-    target = Path(chosen).expanduser() if chosen else mirror_dir(ctx)
+    found: object = mirror_dir(ctx) if not chosen else chosen if is_s3(chosen) \
+        else Path(chosen).expanduser()
+    if not isinstance(found, Path):
+        raise UsageError(f"cannot import into {chosen or 'the s3:// mirror'}: bundles are "
+                         "imported into a directory",
+                         hint="import into a directory inside the air gap; a bucket mirror "
+                              "is written with `tiup mirror clone s3://…` on the connected "
+                              "side")
+    target = found
     with output.byte_progress("importing tarballs") as progress:
         report = import_bundle(bundle, target, now=now(), trust_root=pinned,
                                fingerprint=fingerprint, progress=progress,

@@ -145,11 +145,13 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
     positional, per_component = parse_extra(args)
     if not positional:
         raise click.UsageError("Missing argument 'TARGET-DIR'.", ctx=ctx)
-    target = Path(positional[0]).expanduser().absolute()
+    from tiup.repository.storage import Storage
+    from tiup.transport.address import is_s3
+
+    target: Path | Storage
     opts = build_options(full, oses, archs, prefix, positional[1:], per_component)
     prof = profile()
     address = source or effective_mirror(prof)
-    check_not_self(address, target)
     key_dirs = [*([Path(key_dir).expanduser()] if key_dir else []), prof.keys_dir]
     owner = None
     if owner_key:
@@ -158,7 +160,17 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
 
         tokens.setup([owner_key])
         owner = explicit_key(owner_key if tokens.is_uri(owner_key) else Path(owner_key))
-    inspect_target(target, key_dirs, force=force, keys=[owner] if owner else [])
+    given = [owner] if owner else []
+    if is_s3(positional[0]):
+        from tiup.cli.commands.mirror_common import open_storage
+        from tiup.repository.clone.target import inspect_storage_target
+
+        target = open_storage(positional[0])
+        inspect_storage_target(target, key_dirs, force=force, keys=given)
+    else:
+        target = Path(positional[0]).expanduser().absolute()
+        check_not_self(address, target)
+        inspect_target(target, key_dirs, force=force, keys=given)
     shown = ", ".join(opts.global_versions)
     output.info(f"Start to clone mirror, targetDir is {target}, source mirror is {address}, "
                 f"selectedVersions are [{shown}]")
@@ -193,7 +205,12 @@ def _print_report(report: CloneReport, address: str) -> int:
                     "components.")
     if report.dropped:
         output.info("Nothing cloned for: " + ", ".join(sorted(set(report.dropped))))
-    if report.key_files:
+    if report.key_files and report.storage:
+        owner_key = next((p for p in report.key_files if p.name.endswith("-pingcap.json")), None)
+        output.info(f"The clone in {report.storage} is signed with its own new keys, stored in "
+                    f"{report.key_files[0].parent} (not in the bucket); the owner key of "
+                    f"`pingcap` is {owner_key}.")
+    elif report.key_files:
         owner_key = next((p for p in report.key_files if p.name.endswith("-pingcap.json")), None)
         shown = owner_key if owner_key is not None else "the key given with -k"
         output.info(f"The clone is signed with its own new keys, stored in {report.target / 'keys'}"
@@ -214,7 +231,10 @@ def _print_report(report: CloneReport, address: str) -> int:
         output.info(f"Run the same command again to retry: files already fetched from "
                     f"{address} are kept, partial downloads resume.")
         return 1
-    if report.key_files:
+    if report.key_files and report.storage:
+        output.info(f"Clients read {report.storage} over HTTP(S): `tiup mirror set "
+                    "https://<endpoint>/<bucket>/<prefix>`.")
+    elif report.key_files:
         output.info(f"Use `tiup mirror set {report.target}` to use the cloned mirror.")
     return 0
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from tiup.errors import ExpiredError
     from tiup.repository.keyring import KeyRing
+    from tiup.repository.storage import Storage
     from tiup.repository.store import Store
     from tiup.repository.writer import MirrorWriter
 
@@ -48,9 +49,10 @@ def key_option(func: F) -> F:
                              "$TIUP_HOME/keys/private.json and the key directories).")(func)
 
 
-def mirror_target(ctx: click.Context) -> str | Path:
-    """``--repo``, else the effective mirror: a URL (str) for http(s), else a local dir
-    (:func:`open_writer` makes the writer of either).
+def mirror_target(ctx: click.Context) -> str | Path | Storage:
+    """``--repo``, else the effective mirror: a URL (str) for http(s), an ``s3://`` bucket
+    (its :class:`~tiup.repository.storage.Storage`), else a local dir (:func:`open_writer`
+    makes the writer of each).
 
     Raises:
         RepositoryError: a local mirror that is not a directory.
@@ -64,8 +66,20 @@ def mirror_target(ctx: click.Context) -> str | Path:
     return mirror_dir(ctx)
 
 
-def mirror_dir(ctx: click.Context) -> Path:
-    """The mirror to write: ``--repo``, else the configured mirror, which must be local.
+def open_storage(address: str) -> Storage:
+    """The storage of an ``s3://BUCKET/PREFIX`` mirror (boto3 is loaded here, only).
+
+    Raises:
+        InvalidNameError: an unsafe bucket or prefix.
+    """
+    from tiup.repository.s3_storage import S3Storage
+
+    return S3Storage(address)
+
+
+def mirror_dir(ctx: click.Context) -> Path | Storage:
+    """The mirror to write: ``--repo``, else the configured mirror, which must be a local
+    directory or an ``s3://`` bucket.
 
     Raises:
         RepositoryError: an HTTP mirror, or not a directory.
@@ -73,12 +87,15 @@ def mirror_dir(ctx: click.Context) -> Path:
     from tiup.cli.clientctx import effective_mirror
     from tiup.client.profile import Profile
     from tiup.errors import RepositoryError
+    from tiup.transport.address import is_s3
 
     repo = (ctx.obj or {}).get("repo") or effective_mirror(Profile())
     if repo.startswith(("http://", "https://")):
         from tiup.repository.writer import not_local
 
         raise not_local(repo)
+    if is_s3(repo):
+        return open_storage(repo)
     path = Path(repo).expanduser()
     if not path.is_dir():
         raise RepositoryError(f"local mirror {repo} is not a directory",
@@ -112,8 +129,8 @@ def keyring(mirror: Path | None, key_files: Iterable[str], key_dir: str | None,
     return ring
 
 
-def open_writer(target: str | Path, key_files: Iterable[str] = (), key_dir: str | None = None,
-                *, default_key: bool = True, timeout: float = 600.0,
+def open_writer(target: str | Path | Storage, key_files: Iterable[str] = (),
+                key_dir: str | None = None, *, default_key: bool = True, timeout: float = 600.0,
                 lock_timeout: float = 60.0) -> MirrorWriter:
     """The writer of ``target`` (from :func:`mirror_target`):
     a URL (str) is written through its publish API, a directory through the store.
@@ -159,9 +176,17 @@ def open_writer(target: str | Path, key_files: Iterable[str] = (), key_dir: str 
                             explain=lambda exc: explain_expired(exc, address))
     from tiup.repository.writer import LocalWriter
 
-    ring = keyring(target, key_files, key_dir, default_key=default_key)
+    local = target if isinstance(target, Path) else None
+    ring = keyring(local, key_files, key_dir, default_key=default_key)
     return LocalWriter(target, ring, clock=now, lock_timeout=lock_timeout, settings=settings,
-                       on_commit=report_commit)
+                       on_commit=report_commit, on_conflict=report_conflict)
+
+
+def report_conflict(attempt: int, exc: Exception) -> None:
+    """A commit to object storage lost a race: it runs again on the new state."""
+    if output.verbose() or attempt % 5 == 0:
+        output.info(f"another writer committed first ({exc}); retrying on the new state "
+                    f"(attempt {attempt + 1})")
 
 
 def report_commit(store: Store, written: list[str]) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tiup.cli import output
+
+if TYPE_CHECKING:
+    from tiup.keys import PrivateKey
 
 
 @click.command("init", short_help="Initialize an empty repository")
@@ -27,27 +31,46 @@ from tiup.cli import output
                    "file, instead of three generated root keys (repeatable).")
 @click.option("--root-threshold", type=click.IntRange(1), default=None,
               help="Root signatures needed (default: every root key).")
+@click.option("--public-read", is_flag=True,
+              help="s3:// only: let anyone read (GET, not list) the mirror's objects, so "
+                   "clients need no credentials (adds a bucket-policy statement, or prints "
+                   "the policy to apply when it may not be set).")
 def init(path: str, key_dir: str | None, root_days: int | None, index_days: int | None,
          component_days: int | None, snapshot_days: int | None,
          timestamp_days: int | None, root_keys: tuple[str, ...],
-         root_threshold: int | None) -> int:
+         root_threshold: int | None, public_read: bool) -> int:
     """Initialize an empty repository at PATH with fresh keys.
+
+    PATH is a directory, or s3://BUCKET/PREFIX for a mirror in S3-compatible object
+    storage (endpoint and credentials the standard AWS way: AWS_ENDPOINT_URL,
+    AWS_PROFILE, AWS_ACCESS_KEY_ID...). Private keys are never written into a bucket:
+    they go to --key-dir, default $TIUP_HOME/keys.
 
     With --root-key (repeatable) the root keys are the ones given, e.g. on PKCS#11
     tokens: no root key is written to disk. The lifetimes chosen are recorded in
     PATH/.tiup-mirror.toml and used by every later write.
     """
     from tiup.cli import tokens
+    from tiup.repository.keyring import explicit_key
+    from tiup.transport.address import is_s3
+
+    if not is_s3(path) and public_read:
+        from tiup.errors import UsageError
+
+        raise UsageError("--public-read applies to s3:// mirrors only",
+                         hint="serve a directory with `tiup mirror serve DIR`")
+    tokens.setup(root_keys)
+    signers = [explicit_key(k if tokens.is_uri(k) else Path(k)) for k in root_keys]
+    if is_s3(path):
+        return _init_s3(path, key_dir, public_read, signers, root_threshold, root_days,
+                        index_days, component_days, snapshot_days, timestamp_days)
     from tiup.client.profile import Profile
     from tiup.clock import now
     from tiup.errors import TiupError
     from tiup.repository.init import init_mirror
-    from tiup.repository.keyring import explicit_key
     from tiup.repository.lifetimes import Lifetimes
     from tiup.transport import normalise_address
 
-    tokens.setup(root_keys)
-    signers = [explicit_key(k if tokens.is_uri(k) else Path(k)) for k in root_keys]
     target = Path(path).expanduser().absolute()
     keys = Path(key_dir).expanduser().absolute() if key_dir else target / "keys"
     life = Lifetimes().with_overrides(root=root_days, index=index_days,
@@ -84,6 +107,49 @@ def init(path: str, key_dir: str | None, root_days: int | None, index_days: int 
                     "its new root.")
     return 0
 
+
+
+def _init_s3(address: str, key_dir: str | None, public_read: bool,
+             signers: list[PrivateKey], root_threshold: int | None, *days: int | None) -> int:
+    import json
+
+    from tiup.cli.commands.mirror_common import open_storage
+    from tiup.client.profile import Profile
+    from tiup.clock import now
+    from tiup.errors import FetchError, TiupError
+    from tiup.repository.init import init_mirror
+    from tiup.repository.lifetimes import Lifetimes
+    from tiup.repository.s3_storage import S3Storage
+
+    storage = open_storage(address)
+    assert isinstance(storage, S3Storage)
+    keys = Path(key_dir).expanduser().absolute() if key_dir else Profile().keys_dir
+    root, index, component, snapshot, timestamp = days
+    life = Lifetimes().with_overrides(root=root, index=index, component=component,
+                                      snapshot=snapshot, timestamp=timestamp)
+    output.say(f'Initializing empty new repository at "{storage.location}", private keys '
+               f'will be stored in "{keys}" (never in the bucket)...')
+    try:
+        init_mirror(storage, now(), key_dir=keys, lifetimes=life, root_keys=signers,
+                    root_threshold=root_threshold)
+    except TiupError:
+        output.info("Initializing new repository failed.")
+        raise
+    output.say(f'New repository initialized at "{storage.location}", private keys are '
+               f'stored in "{keys}".')
+    output.say(f"Write to it with `tiup mirror --repo {storage.location} ...` (pass "
+               f"--key-dir {keys} where it is not $TIUP_HOME/keys).")
+    if public_read:
+        try:
+            storage.make_public()
+            output.say(f"Anonymous read (GET) of {storage.location}/* is allowed by the bucket "
+                       "policy: clients use `tiup mirror set https://<endpoint>/"
+                       f"{storage.bucket}/{storage.prefix}`")
+        except FetchError as exc:
+            output.warn(f"could not set the bucket policy ({exc.message}); apply this one "
+                        "(merged with any policy the bucket has):")
+            click.echo(json.dumps(storage.public_read_policy(), indent=2))
+    return 0
 
 
 @click.command("genkey", short_help="Generate a new key pair")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -61,7 +62,12 @@ def merge(ctx: click.Context, sources: tuple[str, ...], key_files: tuple[str, ..
             _print_plan(plan, dry_run)
             if not dry_run and plan.items:
                 # the tarballs are copied into the store's staging area as they are taken
-                work = base / ".tiup-merge"
+                if isinstance(base, Path):
+                    work = base / ".tiup-merge"
+                else:  # a bucket: the tarballs pass through a local temporary directory
+                    import tempfile
+
+                    work = Path(tempfile.mkdtemp(prefix="tiup-merge-"))
                 try:
                     apply_merge(store, writer.keyring, plan, work)
                 finally:

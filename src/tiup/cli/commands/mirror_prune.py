@@ -24,10 +24,14 @@ from tiup.cli.commands.mirror_common import mirror_dir, open_writer, write_optio
                    "components (their versions are yanked first: owner key needed).")
 @click.option("--superseded", is_flag=True,
               help="Delete versioned manifests older than the current ones (never roots).")
-@click.option("--orphans", is_flag=True, help="Delete tarballs no manifest references.")
+@click.option("--orphans", is_flag=True,
+              help="Delete tarballs no manifest references (on s3://, also versioned "
+                   "manifests no commit references: what killed writers left).")
 @click.option("--commits", is_flag=True, help="Delete TiUP's commits/ history.")
 @click.option("--grace", type=click.FloatRange(0), default=1.0, show_default=True,
-              metavar="DAYS", help="--superseded keeps files newer than this.")
+              metavar="DAYS",
+              help="--superseded keeps files newer than this; on s3:// so does --orphans "
+                   "(a live writer's uploads are unreferenced until it commits).")
 @click.option("--component", "components", multiple=True, metavar="C",
               help="Only prune versions of these components (repeatable).")
 @click.option("-k", "--key", "key_files", multiple=True, metavar="FILE",
@@ -113,9 +117,10 @@ def prune(ctx: click.Context, directory: str | None, keep: int | None, before: s
             writer.commit(store)
         deleted = delete_files(store.storage, plan)
         for name, _size in deleted:
-            output.out(f"deleted {Path(mirror, name)}")
+            output.out(f"deleted {store.storage.location_of(name)}")
         output.out(f"freed {sum(s for _n, s in deleted)} bytes")
-    with LocalFetcher(str(mirror)) as fetcher:
+    with (LocalFetcher(str(mirror)) if isinstance(mirror, Path)
+          else mirror.fetcher()) as fetcher:
         report = audit_mirror(fetcher, now(), tarballs=TARBALLS_EXIST)
     for finding in report.errors:
         output.error(f"{finding.file}: {finding.message}")

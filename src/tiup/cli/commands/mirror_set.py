@@ -46,6 +46,12 @@ def set_cmd(ctx: click.Context, address: str | None, root: str | None, reset: bo
         return 0
     if reset and address:
         raise click.UsageError("--reset takes no address")
+    if address and address.startswith("s3://"):
+        from tiup.errors import UsageError
+
+        raise UsageError(f"clients read a mirror in a bucket over HTTP(S), not {address}",
+                         hint="tiup mirror set https://<endpoint>/<bucket>/<prefix> (or the "
+                              "cache in front of it); write commands take --repo s3://...")
     try:
         result = set_mirror(Profile(), None if reset else address, root)
     except TiupError as exc:

@@ -28,7 +28,8 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
            skip_tarballs: bool, no_tarballs: bool, jobs: int, as_json: bool) -> int:
     """Audit a mirror: signatures, root chain, versions, expiry, and every tarball.
 
-    PATH is a mirror directory or URL (default: --repo, then the configured mirror).
+    PATH is a mirror directory, URL or s3://BUCKET/PREFIX (default: --repo, then the
+    configured mirror).
     Every problem found is reported, each naming its file; the exit status is
     0 without errors, 1 with errors, 2 if the mirror cannot be read at all.
     Manifests are read with the size caps clients use, and every tarball is checked
@@ -70,7 +71,12 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
             raise UsageError(f"cannot read --root {root_file}: {exc.reason}") from exc
     mode = TARBALLS_SKIP if skip_tarballs else TARBALLS_EXIST if no_tarballs else TARBALLS_ALL
     try:
-        fetcher = open_fetcher(target)
+        if target.startswith("s3://"):
+            from tiup.cli.commands.mirror_common import open_storage
+
+            fetcher = open_storage(target).fetcher()
+        else:
+            fetcher = open_fetcher(target)
     except FetchError as exc:
         output.error(f"cannot audit {target}: {exc.message}", exc.hint)
         return 2

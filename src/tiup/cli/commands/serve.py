@@ -125,6 +125,9 @@ def run_server(directory: str | None, addr: str, key_dir: str | None, read_only:
         if directory.startswith(("http://", "https://")):
             raise TiupError(f"the current mirror {directory} is not a local directory",
                             hint="pass the mirror directory: tiup mirror serve DIR")
+    if directory.startswith("s3://"):
+        return _serve_bucket(directory, addr, key_dir, read_only, tls_cert, tls_key,
+                             max_upload_size, workers)
     mirror = Path(directory).expanduser()
     if not mirror.is_dir():
         raise TiupError(f"mirror directory {directory} does not exist",
@@ -199,6 +202,40 @@ def run_server(directory: str | None, addr: str, key_dir: str | None, read_only:
     return 0
 
 
+def _serve_bucket(address: str, addr: str, key_dir: str | None, read_only: bool,
+                  tls_cert: str | None, tls_key: str | None, max_upload_size: int,
+                  workers: int | None) -> int:
+    """Serve a mirror in a bucket, statelessly (:mod:`tiup.server.s3app`)."""
+    from tiup.cli.commands.mirror_common import open_storage
+    from tiup.errors import TiupError
+    from tiup.repository.keyring import load_keyring
+    from tiup.repository.state import read_state
+    from tiup.server.config import ServerConfig
+    from tiup.server.run import parse_addr, serve
+
+    storage = open_storage(address)
+    parse_addr(addr)
+    state = read_state(storage)  # a mirror, readable and verified, before serving it
+    keys: Path | None = None
+    if not read_only and key_dir:
+        keys = Path(key_dir).expanduser().resolve()
+        if not keys.is_dir():
+            raise TiupError(f"key directory {key_dir} does not exist")
+        ring = load_keyring([keys])
+        for role in ("index", "snapshot", "timestamp"):
+            ring.role_signers(role, state.root.roles[role].keys, state.root_name)
+    config = ServerConfig(mirror=storage.location, key_dir=str(keys) if keys else None,
+                          max_upload=max_upload_size)
+    n = workers or max(1, min(4, os.cpu_count() or 1))
+    scheme = "https" if tls_cert else "http"
+    output.info(f"Serving {storage.location} on {scheme}://{addr} (stateless: files streamed "
+                "from the bucket, uploads staged in it)")
+    output.info(f"Publishing is enabled (signing keys from {keys})" if keys is not None else
+                "Publishing is disabled (no --key-dir): files only")
+    serve(config, addr, workers=n, tls_cert=tls_cert, tls_key=tls_key, bucket=True)
+    return 0
+
+
 @click.command("serve", short_help="Serve a mirror over HTTP(S)")
 @click.argument("directory", required=False)
 @_options
@@ -213,6 +250,11 @@ def serve_cmd(directory: str | None, **kw: Any) -> int:
     API:   POST /api/v1/tarball/<sid>, /api/v1/component/<sid>/<name>, /api/v1/rotate.
     Page:  / (for browsers) and /ui/: components, versions, expiry and verification.
     Metrics: GET /metrics (Prometheus text format).
+
+    DIR may be s3://BUCKET/PREFIX: a stateless server over the bucket (files streamed
+    from it, uploads staged in it, publishes committed with conditional PUTs), so that
+    several instances behind a load balancer serve one mirror; pass --key-dir to
+    publish. No page, metrics or rotate API in that mode.
 
     Runs until SIGINT/SIGTERM (exit 0).
     """

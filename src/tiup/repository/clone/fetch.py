@@ -45,7 +45,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +186,11 @@ class DownloadPool:
     def __init__(self, fetcher: Fetcher, target: Path, *, jobs: int = 4,
                  progress: ProgressSink | None = None, attempts: int | None = None,
                  backoff: float = 0.2, give_up: float | None = DEFAULT_GIVE_UP,
-                 clock: Clock = time.monotonic):
+                 clock: Clock = time.monotonic,
+                 on_verified: Callable[[str, Path, FileInfo], None] | None = None):
+        #: told (name, path, info) of each file as soon as it is verified in place (a
+        #: clone into a bucket starts its upload then, while other files download)
+        self.on_verified = on_verified
         self.fetcher = fetcher
         self.target = target
         self.work = target / WORK_DIR
@@ -276,6 +280,8 @@ class DownloadPool:
                     self.result.present.append(job.name)
                     self.result.verified[job.name] = info
                 self.progress.advance(job.name, job.length)
+                if self.on_verified is not None:
+                    self.on_verified(job.name, dest, info)
                 return
             if self.result.gave_up is not None:
                 self._fail(job, f"not tried: {self.result.gave_up}")
@@ -315,6 +321,8 @@ class DownloadPool:
             if resumed:
                 self.result.resumed.append(job.name)
         self.progress.finish(job.name, True)
+        if self.on_verified is not None:
+            self.on_verified(job.name, dest, info)
 
     def _present(self, job: FileJob, dest: Path) -> FileInfo | None:
         try:

@@ -25,8 +25,12 @@ version ``max(previous + 1, source version)``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import shutil
+import tempfile
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +40,7 @@ from tiup.errors import (
     TiupError,
     UsageError,
 )
+from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey
 from tiup.manifest.models import Component, Index, VersionItem
 from tiup.reader import VerifiedMirror
@@ -57,11 +62,12 @@ from tiup.repository.clone.plan import (
     cloned_manifest,
     select,
 )
-from tiup.repository.clone.target import CloneTarget, inspect_target
+from tiup.repository.clone.target import CloneTarget, inspect_storage_target, inspect_target
 from tiup.repository.keyring import KeyRing
 from tiup.repository.lifetimes import renew
 from tiup.repository.local_storage import LocalStorage
 from tiup.repository.state import MirrorState
+from tiup.repository.storage import Storage
 from tiup.repository.store import IndexFlags, Store, sign_component
 from tiup.settings import Settings, current
 from tiup.transport.address import normalise_address
@@ -92,7 +98,8 @@ class _Plan:
     standalone: bool
 
 
-def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, now: datetime,
+def clone_mirror(updater: VerifiedMirror, target: Path | Storage, opts: CloneOptions, *,
+                 now: datetime,
                  jobs: int = 4, progress: ProgressSink | None = None,
                  lock_timeout: float = 60.0, force: bool = False,
                  key_dirs: Sequence[Path] = (), settings: Settings | None = None,
@@ -119,10 +126,16 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
         VerificationError, FetchError: the source's metadata cannot be read and verified.
     """
     settings = settings if settings is not None else current()
-    target = target.expanduser().absolute()
-    check_not_self(updater.address, target)
     given = [owner_key] if owner_key is not None else []
-    inspect_target(target, key_dirs, force=force, keys=given)
+    bucket: Storage | None = None
+    if isinstance(target, Storage):
+        bucket = target
+        inspect_storage_target(bucket, key_dirs, force=force, keys=given)
+        target = spool_dir(bucket)
+    else:
+        target = target.expanduser().absolute()
+        check_not_self(updater.address, target)
+        inspect_target(target, key_dirs, force=force, keys=given)
     report = CloneReport(target, updater.address, metadata_only=opts.metadata_only)
     updater.refresh()
     index = updater.index
@@ -138,6 +151,12 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RepositoryError(f"cannot create {target}: {exc.strerror}") from exc
+    if bucket is not None:
+        found = inspect_storage_target(bucket, key_dirs, force=force, keys=given)
+        found.path = target
+        report.storage = bucket.location
+        return _clone_locked(updater, picked, found, opts, now, jobs, progress, report,
+                             settings, bucket, key_dirs, owner_key)
     # the store of the last step takes the same lock again: a storage's lock is re-entrant
     storage = LocalStorage(target, sync_script=settings.sync_script)
     storage.acquire(lock_timeout)
@@ -145,17 +164,21 @@ def clone_mirror(updater: VerifiedMirror, target: Path, opts: CloneOptions, *, n
         # again under the lock: another writer may have changed the target meanwhile
         found = inspect_target(target, key_dirs, force=force, keys=given)
         return _clone_locked(updater, picked, found, opts, now, jobs, progress, report,
-                             settings, storage, owner_key)
+                             settings, storage, owner_key=owner_key)
     finally:
         storage.release()
 
 
 def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTarget,
                   opts: CloneOptions, now: datetime, jobs: int, progress: ProgressSink | None,
-                  report: CloneReport, settings: Settings, storage: LocalStorage,
+                  report: CloneReport, settings: Settings, storage: Storage,
+                  key_dirs: Sequence[Path] = (),
                   owner_key: PrivateKey | None = None) -> CloneReport:
     target = found.path
     prev = found.previous
+    # a bucket: tarballs are fetched and verified in a local spool directory, then uploaded
+    # by the commit; those its earlier clone already holds are not fetched again
+    in_bucket = not isinstance(storage, LocalStorage)
     if found.replaced:
         report.warnings.append(f"{target}: {found.replaced}; it is replaced by a new clone "
                                "with new keys (--force): clients must run `tiup mirror set` "
@@ -181,6 +204,9 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
             wanted[name] = job
     for name in clashes:
         del wanted[name]
+    if in_bucket and prev is not None:
+        for name in _held(prev, wanted):
+            del wanted[name]
     ring: KeyRing | None = found.ring
     fresh = ring is None
     # New keys (7 RSA-2048 keys, ≈0.4 s of CPU that releases the GIL) are generated
@@ -189,9 +215,15 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     new_keys = keygen.submit(CloneKeys.generate, 2, owner_key) if fresh else None
     keygen.shutdown(wait=False)
     fetcher = updater.fetcher
+    uploader = _Uploader(storage) if in_bucket else None
     pool = DownloadPool(fetcher, target, jobs=jobs, progress=progress,
-                        give_up=settings.clone_give_up)
-    fetched = pool.run(wanted.values())
+                        give_up=settings.clone_give_up,
+                        on_verified=uploader.submit if uploader is not None else None)
+    try:
+        fetched = pool.run(wanted.values())
+    finally:
+        if uploader is not None:
+            uploader.wait()
     for name in clashes:
         fetched.failed[name] = ("/" + name, "two versions name this file with different contents")
     report.downloaded = len(fetched.downloaded)
@@ -202,7 +234,8 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
 
     if new_keys is not None:
         keys = new_keys.result()
-        report.key_files = keys.save(target / "keys")
+        report.key_files = keys.save(
+            (key_dirs[0] if key_dirs else target / "keys") if in_bucket else target / "keys")
         report.written += write_new_mirror(storage, keys, now)
         ring = keys.keyring()
     else:
@@ -212,16 +245,88 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     with store:
         store.verified.update(fetched.verified)
         changed = _write_components(store, plans, fetched, ring, report)
-        changed |= write_bootstrap(store, any(p.comp_id == "tiup" for p in plans), fetched, opts,
-                                   report, fetcher)
+        if uploader is not None:
+            # uploaded while the others downloaded (tarballs first: nothing names them
+            # until the manifests below commit); any not uploaded yet go with the commit
+            for name in sorted(store.claimed):
+                if name in fetched.verified and name not in uploader.done:
+                    store.stage_tarball(name, target / name)
+            report.notes.append("the tiup-<os>-<arch>.tar.gz bootstrap copies and "
+                                "local_install.sh are not written into a bucket")
+        else:
+            changed |= write_bootstrap(store, any(p.comp_id == "tiup" for p in plans),
+                                       fetched, opts, report, fetcher)
         if changed or fresh:
             report.written += store.commit()
+    if in_bucket:
+        if not fetched.failed:
+            shutil.rmtree(target, ignore_errors=True)
+        return report
     for path in (target / WORK_DIR).glob("tiup-*.tar.gz*"):  # unverified bootstrap copies
         path.unlink(missing_ok=True)
     write_local_install(target)
     if not fetched.failed:
         remove_work_dir(target)
     return report
+
+
+class _Uploader:
+    """Uploads each verified tarball into the bucket as soon as it is in the spool, then
+    removes it from the spool."""
+
+    def __init__(self, storage: Storage):
+        from tiup.repository.s3_storage import UPLOAD_THREADS, S3Storage
+
+        assert isinstance(storage, S3Storage)
+        self.storage = storage
+        self.pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="clone-upload")
+        self.futures: list[Future[None]] = []
+        self.done: set[str] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, name: str, path: Path, info: FileInfo) -> None:
+        def run() -> None:
+            self.storage.upload_file(name, path, info)
+            with self._lock:
+                self.done.add(name)
+            # in the bucket now: the spool holds only what is still on its way (bounded
+            # disk); a resumed run finds it there ("same bytes") if it is fetched again
+            path.unlink(missing_ok=True)
+
+        with self._lock:
+            self.futures.append(self.pool.submit(run))
+
+    def wait(self) -> None:
+        """Wait for every upload. Raises the first failure (ConflictError: the bucket
+        holds other bytes under a tarball's name; RepositoryError)."""
+        self.pool.shutdown(wait=True)
+        for fut in self.futures:
+            fut.result()
+
+
+def _held(prev: MirrorState, wanted: dict[str, FileJob]) -> list[str]:
+    """The wanted tarballs an earlier clone in a bucket holds with the same sha256 (its
+    verified manifests name them): not fetched again."""
+    out: list[str] = []
+    for cid in prev.index.components:
+        comp = prev.component(cid)
+        if comp is None:
+            continue
+        for _plat, _ver, item in comp.items():
+            name = item.url.lstrip("/")
+            job = wanted.get(name)
+            if job is not None and not item.yanked and item.sha256 == job.sha256 \
+                    and item.length == job.length:
+                out.append(name)
+    return sorted(set(out))
+
+
+def spool_dir(storage: Storage) -> Path:
+    """Where a clone into ``storage`` (a bucket) fetches and verifies tarballs before it
+    uploads them: kept after an interrupted run, so the next one resumes; removed after
+    a complete one."""
+    digest = hashlib.sha256(storage.location.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"tiup-clone-{digest}"
 
 
 # --------------------------------------------------------------------- planning

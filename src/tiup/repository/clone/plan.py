@@ -294,6 +294,8 @@ class CloneReport:
     warnings: list[str] = field(default_factory=list)
     reused_keys: bool = False
     key_files: list[Path] = field(default_factory=list)
+    #: the bucket cloned into (``s3://...``), where the target is not a directory
+    storage: str = ""
     updated: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     bootstrap: list[str] = field(default_factory=list)

@@ -32,6 +32,7 @@ from tiup.repository.clone.fetch import WORK_DIR
 from tiup.repository.clone.keys import reusable_keyring
 from tiup.repository.keyring import KeyRing
 from tiup.repository.state import MirrorState, read_state
+from tiup.repository.storage import Storage
 
 #: entries that do not make a directory "not empty" for a clone
 _NEUTRAL = frozenset({"lock", WORK_DIR, "lost+found"})
@@ -117,3 +118,42 @@ def inspect_target(target: Path, key_dirs: Sequence[Path] = (), *,
                  "must then run `tiup mirror set` again)")
     out.replaced = reason
     return out
+
+
+def inspect_storage_target(storage: Storage, key_dirs: Sequence[Path] = (), *,
+                           force: bool = False,
+                           keys: Sequence[PrivateKey] = ()) -> CloneTarget:
+    """:func:`inspect_target` for a bucket: new (no object under the prefix), an earlier
+    clone whose keys are in ``key_dirs``, or refused (``force``: replaced). ``path`` of
+    the result is left for the caller (the local spool directory). Only reads.
+
+    Raises:
+        RepositoryError: as :func:`inspect_target`.
+    """
+    out = CloneTarget(Path())
+    names = [e.name for e in storage.list("")]
+    if not names:
+        return out
+    if "root.json" not in names:
+        if not force:
+            raise RepositoryError(
+                f"cannot clone into {storage.location}: it is not empty ({_count(names)}, "
+                f"e.g. {sorted(names)[0]}) and is not a mirror", file=storage.location,
+                hint="clone into a new bucket or prefix, or pass --force")
+        out.foreign_files = len(names)
+        return out
+    try:
+        state = read_state(storage)
+    except TiupError as exc:
+        reason = f"it holds a mirror that cannot be read ({exc.message})"
+    else:
+        ring = reusable_keyring(state, list(key_dirs), keys)
+        if ring is not None:
+            out.previous, out.ring = state, ring
+            return out
+        reason = ("it holds a mirror that is not an earlier clone with its keys at hand "
+                  f"(in {', '.join(str(d) for d in key_dirs)})")
+    raise RepositoryError(
+        f"refusing to clone into {storage.location}: {reason}", file=storage.location,
+        hint="for a clone whose keys are elsewhere, pass --key-dir DIR; a mirror in a bucket "
+             "is never replaced (not even with --force): clone into a new prefix")

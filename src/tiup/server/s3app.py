@@ -1,0 +1,301 @@
+"""A stateless mirror server over a bucket: ``tiup mirror serve --store s3://BUCKET/PREFIX``.
+
+Every instance keeps nothing of its own: files are streamed from the bucket, upload
+sessions are staged in the bucket (``.upload/<sid>/<tarball>``), and publishes commit
+with the lock-free protocol of :mod:`tiup.repository.s3_storage` (a lost race is run
+again on the new state). So any number of instances behind a load balancer serve one
+mirror, and a publish whose tarball went to one instance completes on another.
+
+Routes: ``GET``/``HEAD`` of a mirror file (a plain file name; single ``Range`` requests
+are passed to the bucket; ``timestamp.json``, ``snapshot.json`` and ``root.json`` are
+``no-cache``, versioned manifests and tarballs immutable); the publish API of
+:mod:`tiup.server.api` (``/api/v1/tarball/{sid}``, ``/api/v1/component/{sid}/{name}``)
+with its status codes. Not here (they need the state a directory server keeps): the web
+page, ``/metrics``, ``/api/v1/rotate`` (rotate on the bucket with ``tiup mirror --repo
+s3://...``) and the upload quotas other than ``--max-upload-size``. Stale sessions of
+uploads never followed by a manifest are removed by ``tiup mirror prune --orphans``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tiup.errors import (
+    FetchError,
+    MissingTarballError,
+    MultipartError,
+    NotFoundError,
+    TarballError,
+    TiupError,
+)
+from tiup.manifest.names import component_id, is_tarball_file
+from tiup.server.api import (
+    FORM_OVERHEAD,
+    MAX_MANIFEST,
+    ROLE_NAMES,
+    _bad_body,
+    _content_length,
+    _error_result,
+    _flag,
+    _read_body,
+)
+from tiup.server.config import ServerConfig
+from tiup.server.multipart import FormFileReader, boundary_of
+from tiup.server.responses import json_error, send_json
+from tiup.server.sessions import SID
+
+log = logging.getLogger("tiup.server")
+
+#: where upload sessions are staged, under the mirror's prefix
+UPLOAD_DIR = ".upload"
+_MUTABLE = frozenset({"timestamp.json", "snapshot.json", "root.json"})
+_CHUNK = 1 << 20
+
+
+class S3MirrorApp:
+    """The RSGI app of one worker (see the module docstring)."""
+
+    def __init__(self, config: ServerConfig):
+        from tiup.repository.keyring import KeyRing, load_keyring
+        from tiup.repository.s3_storage import S3Storage
+
+        self.config = config
+        self.storage = S3Storage(config.mirror)
+        self.keyring = load_keyring([Path(config.key_dir)]) if config.key_dir else KeyRing()
+        self.publishing = config.key_dir is not None
+
+    async def __call__(self, scope: Any, proto: Any) -> None:
+        if scope.proto != "http":
+            return
+        method, path = scope.method, scope.path
+        try:
+            if path.startswith("/api/"):
+                if method != "POST":
+                    send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                                 "the API accepts POST only"),
+                              extra=[("allow", "POST")])
+                elif not self.publishing:
+                    send_json(proto, *json_error(404, "NOT FOUND",
+                                                 "publishing is not enabled on this server"))
+                else:
+                    send_json(proto, *await self._api(path, scope, proto))
+            else:
+                await self._file(method, path, scope.headers, proto)
+        except Exception:
+            log.exception("internal error on %s %s", method, path)
+            with contextlib.suppress(Exception):  # unless the response had already started
+                send_json(proto, *json_error(500, "INTERNAL ERROR",
+                                             "an internal error happened"))
+
+    # ------------------------------------------------------------------ files
+    async def _file(self, method: str, path: str, headers: Any, proto: Any) -> None:
+        if method not in ("GET", "HEAD"):
+            send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                         f"{method} is not allowed on {path}"),
+                      extra=[("allow", "GET, HEAD")])
+            return
+        name = path.lstrip("/")
+        if not name or "/" in name or name.startswith(".") or name == "lock":
+            send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
+            return
+        kwargs: dict[str, Any] = {}
+        rng = headers.get("range")
+        if rng and method == "GET":
+            kwargs["Range"] = rng
+        op = "head_object" if method == "HEAD" else "get_object"
+        try:
+            resp = await asyncio.to_thread(self.storage._call, op, "read", name,
+                                           Key=self.storage.key(name), **kwargs)
+        except NotFoundError:
+            send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
+            return
+        except FetchError as exc:
+            if exc.reason == "InvalidRange":
+                send_json(proto, *json_error(416, "RANGE NOT SATISFIABLE", exc.message))
+                return
+            raise
+        out = [("content-type", "application/json" if name.endswith(".json")
+                else "application/octet-stream"),
+               ("content-length", str(resp.get("ContentLength", 0))),
+               ("etag", str(resp.get("ETag", ""))), ("accept-ranges", "bytes")]
+        if name in _MUTABLE:
+            out.append(("cache-control", "no-cache"))
+        elif name.endswith((".json", ".tar.gz")) and not name.startswith("tiup-"):
+            out.append(("cache-control", "public, max-age=31536000, immutable"))
+        status = 200
+        if "ContentRange" in resp:
+            status = 206
+            out.append(("content-range", str(resp["ContentRange"])))
+        if method == "HEAD":
+            proto.response_empty(status, out)
+            return
+        body = resp["Body"]
+        try:
+            transport = proto.response_stream(status, out)
+            while True:
+                block = await asyncio.to_thread(body.read, _CHUNK)
+                if not block:
+                    break
+                await transport.send_bytes(block)
+        finally:
+            body.close()
+
+    # -------------------------------------------------------------------- api
+    async def _api(self, path: str, scope: Any, proto: Any) -> tuple[int, object]:
+        parts = path.split("/")
+        if len(parts) == 5 and parts[:4] == ["", "api", "v1", "tarball"]:
+            return await self._tarball(parts[4], scope.headers, proto)
+        if len(parts) == 6 and parts[:4] == ["", "api", "v1", "component"]:
+            return await self._component(parts[4], parts[5], scope.query_string,
+                                         scope.headers, proto)
+        return json_error(404, "NOT FOUND", f"no API route {path} on a bucket-backed server")
+
+    async def _tarball(self, sid: str, headers: Any, proto: Any) -> tuple[int, object]:
+        if not SID.fullmatch(sid):
+            return json_error(400, "INVALID REQUEST",
+                              f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -")
+        limit = self.config.max_upload
+        size = _content_length(headers)
+        if size is not None and size > limit + FORM_OVERHEAD:
+            return json_error(413, "TOO LARGE", f"the upload of {size} bytes is larger than "
+                              f"the server's limit of {limit} bytes")
+        try:
+            boundary = boundary_of(headers.get("content-type"))
+        except MultipartError as exc:
+            return json_error(400, "INVALID TARBALL", f"the tarball content is not valid: {exc}")
+        fd, tmp = tempfile.mkstemp(prefix="tiup-upload-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                written = [0]
+
+                def write(data: bytes) -> None:
+                    written[0] += len(data)
+                    if written[0] > limit:
+                        raise MultipartError(f"the tarball is larger than the server's limit "
+                                             f"of {limit} bytes")
+                    fh.write(data)
+
+                reader = FormFileReader(boundary, "file", write)
+                async for chunk in proto:
+                    reader.feed(chunk)
+                reader.finish()
+            if not reader.found:
+                raise MultipartError("the form has no field named 'file'")
+            name = (reader.filename or "").rsplit("/", 1)[-1]
+            if not is_tarball_file(name):
+                raise MultipartError(f"unsafe or missing file name {reader.filename!r}")
+            await asyncio.to_thread(self._stage, sid, name, Path(tmp))
+        except MultipartError as exc:
+            return json_error(400, "INVALID TARBALL", f"the tarball content is not valid: {exc}")
+        except TiupError as exc:
+            return _error_result(exc)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        log.info("session %s: staged %s in %s", sid, name, self.storage.location)
+        return 200, None
+
+    def _stage(self, sid: str, name: str, path: Path) -> None:
+        """Put the session's tarball in the bucket (replacing an earlier one of the session)."""
+        from tiup.hashing import FileInfo
+
+        for entry in self.storage.list(f"{UPLOAD_DIR}/{sid}/"):
+            self.storage.delete(entry.name)
+        info = FileInfo.of_file(path)
+        with open(path, "rb") as body:
+            self.storage._put(f"{UPLOAD_DIR}/{sid}/{name}", body, sha256=info.sha256)
+
+    async def _component(self, sid: str, name: str, query: str, headers: Any, proto: Any
+                         ) -> tuple[int, object]:
+        from urllib.parse import parse_qsl
+
+        from tiup.repository.store import IndexFlags
+
+        if not SID.fullmatch(sid):
+            return json_error(400, "INVALID REQUEST",
+                              f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -")
+        if name in ROLE_NAMES:
+            return json_error(403, "FORBIDDEN", f"{name} is a role, not a component")
+        try:
+            cid = component_id(name)
+        except TiupError as exc:
+            return json_error(400, "INVALID REQUEST", exc.message)
+        flags: dict[str, Any] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key in ("yanked", "standalone", "hidden"):
+                flag = _flag(value)
+                if flag is None:
+                    return json_error(400, "INVALID REQUEST",
+                                      f"query {key}={value!r}: use true or false")
+                flags[key] = flag
+            elif key == "owner":
+                flags["owner"] = value
+        body = await _read_body(proto, headers, MAX_MANIFEST)
+        if body is None:
+            return json_error(413, "TOO LARGE", f"a manifest is at most {MAX_MANIFEST} bytes")
+        return await asyncio.to_thread(self._publish, sid, cid, body, IndexFlags(**flags))
+
+    def _publish(self, sid: str, cid: str, body: bytes, flags: Any) -> tuple[int, object]:
+        from tiup import trust
+        from tiup.clock import now
+        from tiup.manifest.envelope import parse_envelope
+        from tiup.manifest.models import Component
+        from tiup.repository.writer import LocalWriter
+
+        what = f"component manifest of {cid}"
+        try:
+            env = parse_envelope(body, what)
+            trust.check_type(env, "component")
+            Component.from_dict(env.signed, what).expires_at()
+        except Exception as exc:
+            return _bad_body(exc, what)
+        if env.signed.get("id") != cid:
+            return json_error(400, "INVALID MANIFEST", f"the URL names component {cid} but "
+                              f"the manifest's id is {env.signed.get('id')!r}")
+        staged = self.storage.list(f"{UPLOAD_DIR}/{sid}/")
+        work = Path(tempfile.mkdtemp(prefix="tiup-publish-"))
+        try:
+            tarball: Path | None = None
+            tarball_name: str | None = None
+            if staged:
+                tarball_name = staged[0].name.rsplit("/", 1)[-1]
+                tarball = work / tarball_name
+                with self.storage._stream(staged[0].name, None) as chunks, \
+                        open(tarball, "wb") as fh:
+                    for block in chunks:
+                        fh.write(block)
+            writer = LocalWriter(self.storage, self.keyring, clock=now)
+            comp = writer.run_store(lambda store: store.publish_component(
+                env, tarball, tarball_name=tarball_name, flags=flags))
+        except TarballError as exc:
+            if not staged and isinstance(exc, MissingTarballError):
+                return json_error(404, "SESSION NOT FOUND",
+                                  f"{exc.message}; no tarball was uploaded in this session "
+                                  "(or it expired): upload it first")
+            return json_error(400, "INVALID TARBALL", exc.message)
+        except TiupError as exc:
+            return _error_result(exc)
+        finally:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+        for entry in staged:
+            try:
+                self.storage.delete(entry.name)
+            except TiupError:
+                log.warning("could not remove the staged upload %s", entry.name)
+        log.info("published %s manifest version %d%s", cid, comp.version,
+                 f" with {tarball_name}" if tarball_name else "")
+        return 200, None
+
+
+def create_s3_app() -> S3MirrorApp:
+    """Granian factory of a worker serving a bucket (config from :data:`CONFIG_ENV`)."""
+    config = ServerConfig.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    return S3MirrorApp(config)

@@ -1,0 +1,129 @@
+"""Stateless servers over one bucket (`tiup mirror serve s3://BUCKET/PREFIX`): two instances
+behind "a load balancer" — a tarball uploaded to one, the manifest POSTed to the other, the
+publish lands — and 64 concurrent verified readers during publishes never see an
+inconsistent state."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from publishkit import make_tarball
+from s3kit import Bucket
+from serverkit import ServerProc, post_manifest, start_server, upload
+from tiup import trust
+from tiup.hashing import FileInfo
+from tiup.keys import load_private_key
+from tiup.manifest.names import ComponentId, VersionStr
+from tiup.reader import MirrorReader
+from tiup.repository.publish import plan_publish
+from tiup.repository.s3_storage import S3Storage
+from tiup.repository.store import Store, sign
+from tiup.transport.http import HTTPFetcher
+
+PLAT = "linux/amd64"
+
+
+def ok(tiup, *args: str, **kw) -> str:  # type: ignore[no-untyped-def]
+    r = tiup(*args, **kw)
+    assert r.returncode == 0, r.output
+    return str(r.output)
+
+
+def manifest(bucket: Bucket, owner_key: Path, version: str, tarball: Path) -> tuple[bytes, str]:
+    """hello's next manifest adding ``version``, signed by its owner (as a client builds it)."""
+    now = datetime.now(UTC)
+    with Store(S3Storage(bucket.url), now=now) as store:
+        plan = plan_publish(store, ComponentId("hello"), VersionStr(version), PLAT, "hello",
+                            FileInfo.of_file(tarball), desc="", overwrite=False, now=now)
+    assert plan.manifest is not None
+    return sign(plan.manifest, [load_private_key(owner_key)]), plan.tarball_name
+
+
+def test_two_instances_one_bucket(tiup, bucket: Bucket, tmp_path: Path,
+                                  clean_home: Path) -> None:
+    keys = tmp_path / "keys"
+    ok(tiup, "mirror", "init", bucket.url, "--key-dir", str(keys))
+    ok(tiup, "mirror", "genkey")
+    ok(tiup, "mirror", "--repo", bucket.url, "grant", "alice", "--key-dir", str(keys))
+    first = make_tarball(tmp_path / "h0.tar.gz")
+    ok(tiup, "mirror", "--repo", bucket.url, "publish", "hello", "v0.0.1", str(first), "hello",
+       "--os", "linux", "--arch", "amd64", "--key-dir", str(keys))
+    owner_key = clean_home / "keys" / "private.json"
+    servers: list[ServerProc] = []
+    try:
+        for _ in range(2):
+            servers.append(start_server(bucket.url, "--key-dir", str(keys), workdir=tmp_path,  # type: ignore[arg-type]
+                                        env={"TIUP_TEST_NOW": ""}))
+        a, b = servers
+        # the upload goes to A, the manifest to B: the session lives in the bucket
+        tar = make_tarball(tmp_path / "h1.tar.gz", body=b"#!/bin/sh\necho one\n")
+        data, name = manifest(bucket, owner_key, "v1.0.0", tar)
+        status, _h, body = upload(a, "sess-1", tar, name)
+        assert status == 200, body
+        assert any("/.upload/sess-1/" in k for k in bucket.objects())
+        status, _h, body = post_manifest(b, "sess-1", data)
+        assert status == 200, body
+        assert not any("/.upload/" in k for k in bucket.objects())  # the session is done
+        meta = json.loads(bucket.get("snapshot.json"))["signed"]["meta"]["/hello.json"]
+        comp = json.loads(bucket.get(f"{meta['version']}.hello.json"))["signed"]
+        assert "v1.0.0" in comp["platforms"][PLAT]
+        assert bucket.get(name) == tar.read_bytes()
+        # files are served by either instance
+        resp = a.pool().request("GET", f"{a.url}/{name}")
+        assert resp.status == 200 and resp.data == tar.read_bytes()
+        r = a.pool().request("GET", f"{b.url}/{name}", headers={"Range": "bytes=2-5"})
+        assert r.status == 206 and r.data == tar.read_bytes()[2:6]
+        assert a.pool().request("GET", f"{a.url}/.upload/x").status == 404
+
+        # 64 verified readers over both instances while clients publish through them
+        root = bucket.get("root.json")
+        stop = threading.Event()
+        errors: list[str] = []
+        reads = [0]
+        lock = threading.Lock()
+
+        def reader(url: str) -> None:
+            with HTTPFetcher(url) as fetcher:
+                while not stop.is_set() or reads[0] < 64:
+                    try:
+                        r = MirrorReader(fetcher, trust.TrustedState(root, datetime.now(UTC)))
+                        r.refresh()
+                        r.component("hello")
+                    except Exception as exc:  # an inconsistent state, seen by a client
+                        with lock:
+                            errors.append(f"{type(exc).__name__}: {exc}")
+                        return
+                    with lock:
+                        reads[0] += 1
+
+        threads = [threading.Thread(target=reader, args=(servers[i % 2].url,))
+                   for i in range(64)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(2):
+                tb = make_tarball(tmp_path / f"p{i}.tar.gz", body=f"echo {i}\n".encode())
+                srv = servers[i % 2]
+                ok(tiup, "mirror", "--repo", srv.url, "publish", "hello", f"v2.0.{i}", str(tb),
+                   "hello", "--os", "linux", "--arch", "amd64")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert not errors, errors[:5]
+        # an upload never followed by its manifest: removed by prune --orphans
+        status, _h, body = upload(b, "abandoned", tar, name)
+        assert status == 200, body
+        out = ok(tiup, "mirror", "--repo", bucket.url, "prune", "--orphans", "--grace", "0",
+                 "--yes", "--key-dir", str(keys))
+        assert ".upload/abandoned/" in out
+        assert not any("/.upload/" in k for k in bucket.objects())
+        assert reads[0] >= 64
+        r = tiup("mirror", "verify", bucket.url)
+        assert r.returncode == 0 and ": 0 errors, 0 warnings" in r.stdout, r.output
+    finally:
+        for srv in servers:
+            srv.stop()
