@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from nginx import stop_nginx_process
 from publishkit import make_tarball
 from s3kit import Bucket, start_cache
@@ -108,6 +110,17 @@ def test_guide_flow_on_a_bucket(tiup, bucket: Bucket, tmp_path: Path) -> None:
     assert r.returncode == 0, r.output
     index = json.loads(bucket.get("snapshot.json"))["signed"]["meta"]
     assert "/tool.json" in index and "/hello.json" in index
+    # a client that pins the first root walks the chain: 2.root.json, then 3.root.json,
+    # which an anonymous reader of a bucket gets as 403 (not 404): the end of the chain
+    first_root = tmp_path / "1.root.json"
+    first_root.write_bytes(bucket.get("1.root.json"))
+    pinned_env = {**client_env, "TIUP_HOME": str(tmp_path / "pinned-client")}
+    ok(tiup, "mirror", "set", bucket.http, "--root", str(first_root), env=pinned_env)
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(bucket.http + "/3.root.json")
+    assert missing.value.code == 403
+    r = tiup("hello", env=pinned_env, subprocess=True)
+    assert r.returncode == 0 and "hello two" in r.stdout, r.output
 
     # the same through the nginx cache of deploy/nginx/tiup-s3-cache.conf
     cache = start_cache(bucket, tmp_path / "nginx")

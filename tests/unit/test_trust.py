@@ -325,3 +325,24 @@ def test_self_signed_root_ignores_expiry() -> None:
     _env, root = verify_self_signed_root(sign(make_root(expires=EARLIER), key(0), key(1)),
                                          "root.json")
     assert root.expires == EARLIER and LATER > EARLIER
+
+
+def test_a_root_walk_ends_on_not_found_and_on_an_object_stores_403() -> None:
+    """``probe_root``: 404, and the 403 a bucket gives anonymous readers for a missing
+    object, both mean "no next root"; any other failure is raised."""
+    from tiup.errors import FetchError, NotFoundError
+    from tiup.reader import probe_root
+    from tiup.transport.base import FORBIDDEN
+
+    def failing(exc: Exception):  # type: ignore[no-untyped-def]
+        def fetch(name: str, cap: int) -> bytes:
+            raise exc
+        return fetch
+
+    assert probe_root(lambda name, cap: b"{}" if name == "2.root.json" else b"", 2) == \
+        (b"{}", "2.root.json")
+    assert probe_root(failing(NotFoundError("gone")), 3) is None
+    assert probe_root(failing(FetchError("denied", code=FORBIDDEN)), 3) is None
+    with pytest.raises(FetchError) as other:
+        probe_root(failing(FetchError("HTTP 500", reason="HTTP 500")), 3)
+    assert other.value.code != FORBIDDEN

@@ -23,6 +23,7 @@ from tiup.errors import (
     VerificationError,
 )
 from tiup.fsutil import atomic_write
+from tiup.reader import probe_root
 from tiup.transport import Fetcher, open_fetcher
 
 
@@ -82,11 +83,7 @@ def check_chain(fetcher: Fetcher, addr: str, data: bytes, source: str) -> None:
     seen = {state.root.version: state.root_env.signed_raw}
 
     def next_root(version: int) -> tuple[bytes, str] | None:
-        name = f"{version}.root.json"
-        try:
-            return fetcher.fetch(name, trust.MAX_ROOT_SIZE), name
-        except NotFoundError:
-            return None
+        return probe_root(fetcher.fetch, version)
 
     def accepted(_data: bytes, _name: str) -> None:
         seen[state.root.version] = state.root_env.signed_raw

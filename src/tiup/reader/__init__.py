@@ -28,6 +28,7 @@ from typing import Protocol
 from tiup import trust
 from tiup.errors import (
     ExpiredError,
+    FetchError,
     IntegrityError,
     NotFoundError,
     SignatureError,
@@ -37,7 +38,7 @@ from tiup.errors import (
 )
 from tiup.manifest.models import Component, Index
 from tiup.manifest.names import versioned_url
-from tiup.transport.base import Fetcher
+from tiup.transport.base import FORBIDDEN, Fetcher
 
 #: How often a snapshot that does not match the timestamp is re-read (a writer
 #: replacing the pair between our two reads, or a cache in front of the mirror).
@@ -94,6 +95,27 @@ class VerifiedMirror(Protocol):
     def close(self) -> None:
         """Release the transport."""
 
+
+
+def probe_root(fetch: Callable[[str, int], bytes], version: int) -> tuple[bytes, str] | None:
+    """``<version>.root.json`` and its name through ``fetch``, or None when the mirror has
+    none: a 404, or the 403 an object store (S3, Ceph RGW, MinIO) answers for a missing
+    object to readers that may not list the bucket. Ending a root walk on that 403 is no
+    weaker than on a 404: whoever can forge one can forge the other, and the timestamp's
+    expiry bounds a withheld root either way.
+
+    Raises:
+        FetchError: any other failure.
+    """
+    name = f"{version}.root.json"
+    try:
+        return fetch(name, trust.MAX_ROOT_SIZE), name
+    except NotFoundError:
+        return None
+    except FetchError as exc:
+        if exc.code == FORBIDDEN:
+            return None
+        raise
 
 class MirrorReader:
     """Verified reads of one mirror (see the module docstring).
@@ -192,11 +214,7 @@ class MirrorReader:
         """
 
         def fetched(version: int) -> tuple[bytes, str] | None:
-            name = f"{version}.root.json"
-            try:
-                return self.fetch(name, trust.MAX_ROOT_SIZE), name
-            except NotFoundError:
-                return None
+            return probe_root(self.fetch, version)
 
         changed: list[str] = []
 

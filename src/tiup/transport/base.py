@@ -26,6 +26,11 @@ from tiup.transport.resume import Progress, download_file
 from tiup.transport.retry import RetryPolicy
 from tiup.transport.speed import Clock, SpeedRule
 
+#: ``code`` of the FetchError for an HTTP 403. Object stores (S3, Ceph RGW, MinIO) answer
+#: a missing object with 403 to readers that may not list the bucket: a root walk treats
+#: it as "no such file" (see :meth:`tiup.reader.MirrorReader.walk_roots`).
+FORBIDDEN = "forbidden"
+
 
 class Fetcher(ABC):
     """Reads files of one mirror by their name relative to the mirror root.

@@ -67,7 +67,7 @@ from urllib3.response import BaseHTTPResponse
 from tiup import __version__
 from tiup.errors import FetchError, NotFoundError, SizeLimitError, TransientError
 from tiup.settings import HttpSettings
-from tiup.transport.base import Fetcher
+from tiup.transport.base import FORBIDDEN, Fetcher
 from tiup.transport.chunks import Chunks
 from tiup.transport.httputil import (
     NETWORK_ERRORS,
@@ -370,7 +370,7 @@ class HTTPFetcher(Fetcher):
                                  retry_after=retry_after, reason=reason)
         raise FetchError(f"download from {url} failed: {reason}", file=url,
                          hint="check the mirror address and the server's access rules",
-                         reason=reason)
+                         reason=reason, code=FORBIDDEN if resp.status == 403 else None)
 
     def _body(self, resp: BaseHTTPResponse, url: str, max_size: int | None,
               start: int, framing: Framing, guard: Guard) -> Iterator[bytes]:
