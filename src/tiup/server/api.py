@@ -89,6 +89,39 @@ async def _read_body(proto: Any, headers: Any, cap: int) -> bytes | None:
     return bytes(data)
 
 
+async def component_request(sid: str, name: str, query: str, headers: Any, proto: Any
+                            ) -> tuple[Result | None, str, dict[str, Any], bytes]:
+    """The checked parts of ``POST /api/v1/component/<sid>/<name>?<flags>`` (shared by the
+    directory and the bucket servers): ``(error, component id, index flags, manifest
+    body)``; ``error`` is the response to send when anything is invalid."""
+    from tiup.manifest.names import component_id
+
+    if not SID.fullmatch(sid):
+        return json_error(400, "INVALID REQUEST",
+                          f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -"), "", {}, b""
+    if name in ROLE_NAMES:
+        return json_error(403, "FORBIDDEN", f"{name} is a role, not a component"), "", {}, b""
+    try:
+        cid = component_id(name)
+    except TiupError as exc:
+        return json_error(400, "INVALID REQUEST", exc.message), "", {}, b""
+    flags: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in ("yanked", "standalone", "hidden"):
+            flag = _flag(value)
+            if flag is None:
+                return json_error(400, "INVALID REQUEST",
+                                  f"query {key}={value!r}: use true or false"), "", {}, b""
+            flags[key] = flag
+        elif key == "owner":
+            flags["owner"] = value
+    body = await _read_body(proto, headers, MAX_MANIFEST)
+    if body is None:
+        return json_error(413, "TOO LARGE",
+                          f"a manifest is at most {MAX_MANIFEST} bytes"), "", {}, b""
+    return None, cid, flags, body
+
+
 def _flag(value: str) -> bool | None:
     low = value.lower()
     if low in ("true", "1"):
@@ -201,31 +234,11 @@ class PublishAPI:
     # --------------------------------------------------------- component
     async def component(self, sid: str, name: str, query: str, headers: Any, proto: Any
                         ) -> Result:
-        from tiup.manifest.names import component_id
         from tiup.repository.store import IndexFlags
 
-        if not SID.fullmatch(sid):
-            return json_error(400, "INVALID REQUEST",
-                              f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -")
-        if name in ROLE_NAMES:
-            return json_error(403, "FORBIDDEN", f"{name} is a role, not a component")
-        try:
-            cid = component_id(name)
-        except TiupError as exc:
-            return json_error(400, "INVALID REQUEST", exc.message)
-        flags: dict[str, Any] = {}
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            if key in ("yanked", "standalone", "hidden"):
-                flag = _flag(value)
-                if flag is None:
-                    return json_error(400, "INVALID REQUEST",
-                                      f"query {key}={value!r}: use true or false")
-                flags[key] = flag
-            elif key == "owner":
-                flags["owner"] = value
-        body = await _read_body(proto, headers, MAX_MANIFEST)
-        if body is None:
-            return json_error(413, "TOO LARGE", f"a manifest is at most {MAX_MANIFEST} bytes")
+        error, cid, flags, body = await component_request(sid, name, query, headers, proto)
+        if error is not None:
+            return error
         session = self.sessions.get(sid)
         try:
             return await asyncio.to_thread(self._publish, cid, body, session,

@@ -34,16 +34,13 @@ from tiup.errors import (
     TarballError,
     TiupError,
 )
-from tiup.manifest.names import component_id, is_tarball_file
+from tiup.manifest.names import is_tarball_file
 from tiup.server.api import (
     FORM_OVERHEAD,
-    MAX_MANIFEST,
-    ROLE_NAMES,
     _bad_body,
     _content_length,
     _error_result,
-    _flag,
-    _read_body,
+    component_request,
 )
 from tiup.server.config import ServerConfig
 from tiup.server.multipart import FormFileReader, boundary_of
@@ -212,32 +209,11 @@ class S3MirrorApp:
 
     async def _component(self, sid: str, name: str, query: str, headers: Any, proto: Any
                          ) -> tuple[int, object]:
-        from urllib.parse import parse_qsl
-
         from tiup.repository.store import IndexFlags
 
-        if not SID.fullmatch(sid):
-            return json_error(400, "INVALID REQUEST",
-                              f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -")
-        if name in ROLE_NAMES:
-            return json_error(403, "FORBIDDEN", f"{name} is a role, not a component")
-        try:
-            cid = component_id(name)
-        except TiupError as exc:
-            return json_error(400, "INVALID REQUEST", exc.message)
-        flags: dict[str, Any] = {}
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            if key in ("yanked", "standalone", "hidden"):
-                flag = _flag(value)
-                if flag is None:
-                    return json_error(400, "INVALID REQUEST",
-                                      f"query {key}={value!r}: use true or false")
-                flags[key] = flag
-            elif key == "owner":
-                flags["owner"] = value
-        body = await _read_body(proto, headers, MAX_MANIFEST)
-        if body is None:
-            return json_error(413, "TOO LARGE", f"a manifest is at most {MAX_MANIFEST} bytes")
+        error, cid, flags, body = await component_request(sid, name, query, headers, proto)
+        if error is not None:
+            return error
         return await asyncio.to_thread(self._publish, sid, cid, body, IndexFlags(**flags))
 
     def _publish(self, sid: str, cid: str, body: bytes, flags: Any) -> tuple[int, object]:
