@@ -89,6 +89,26 @@ async def _read_body(proto: Any, headers: Any, cap: int) -> bytes | None:
     return bytes(data)
 
 
+def tarball_request(sid: str, headers: Any, limit: int
+                    ) -> tuple[Result | None, bytes, int | None]:
+    """The checks of ``POST /api/v1/tarball/<sid>`` made before its body is read (shared
+    by the directory and the bucket servers): ``(error, multipart boundary, declared
+    length)``; ``error`` is the response to send when anything is invalid."""
+    if not SID.fullmatch(sid):
+        return json_error(400, "INVALID REQUEST",
+                          f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -"), b"", None
+    size = _content_length(headers)
+    if size is not None and size > limit + FORM_OVERHEAD:
+        return json_error(413, "TOO LARGE", f"the upload of {size} bytes is larger than "
+                          f"the server's limit of {limit} bytes"), b"", None
+    try:
+        boundary = boundary_of(headers.get("content-type"))
+    except MultipartError as exc:
+        return json_error(400, "INVALID TARBALL",
+                          f"the tarball content is not valid: {exc}"), b"", None
+    return None, boundary, size
+
+
 async def component_request(sid: str, name: str, query: str, headers: Any, proto: Any
                             ) -> tuple[Result | None, str, dict[str, Any], bytes]:
     """The checked parts of ``POST /api/v1/component/<sid>/<name>?<flags>`` (shared by the
@@ -170,18 +190,10 @@ class PublishAPI:
         413 over ``max_upload``; 429 ``TOO MANY SESSIONS`` / 507 ``INSUFFICIENT STORAGE``
         over a :class:`~tiup.server.sessions.Quota` (also when the disk fills up).
         """
-        if not SID.fullmatch(sid):
-            return json_error(400, "INVALID REQUEST",
-                              f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -")
         limit = self.config.max_upload
-        size = _content_length(headers)
-        if size is not None and size > limit + FORM_OVERHEAD:
-            return json_error(413, "TOO LARGE", f"the upload of {size} bytes is larger than "
-                              f"the server's limit of {limit} bytes")
-        try:
-            boundary = boundary_of(headers.get("content-type"))
-        except MultipartError as exc:
-            return json_error(400, "INVALID TARBALL", f"the tarball content is not valid: {exc}")
+        error, boundary, size = tarball_request(sid, headers, limit)
+        if error is not None:
+            return error
         try:
             upload = self.sessions.begin(sid, limit, client,
                                          declared=None if size is None else min(size, limit))

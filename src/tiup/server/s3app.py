@@ -36,16 +36,14 @@ from tiup.errors import (
 )
 from tiup.manifest.names import is_tarball_file
 from tiup.server.api import (
-    FORM_OVERHEAD,
     _bad_body,
-    _content_length,
     _error_result,
     component_request,
+    tarball_request,
 )
 from tiup.server.config import ServerConfig
-from tiup.server.multipart import FormFileReader, boundary_of
+from tiup.server.multipart import FormFileReader
 from tiup.server.responses import json_error, send_json
-from tiup.server.sessions import SID
 
 log = logging.getLogger("tiup.server")
 
@@ -154,18 +152,10 @@ class S3MirrorApp:
         return json_error(404, "NOT FOUND", f"no API route {path} on a bucket-backed server")
 
     async def _tarball(self, sid: str, headers: Any, proto: Any) -> tuple[int, object]:
-        if not SID.fullmatch(sid):
-            return json_error(400, "INVALID REQUEST",
-                              f"invalid session id {sid!r}: use 1-64 of A-Z a-z 0-9 -")
         limit = self.config.max_upload
-        size = _content_length(headers)
-        if size is not None and size > limit + FORM_OVERHEAD:
-            return json_error(413, "TOO LARGE", f"the upload of {size} bytes is larger than "
-                              f"the server's limit of {limit} bytes")
-        try:
-            boundary = boundary_of(headers.get("content-type"))
-        except MultipartError as exc:
-            return json_error(400, "INVALID TARBALL", f"the tarball content is not valid: {exc}")
+        error, boundary, _size = tarball_request(sid, headers, limit)
+        if error is not None:
+            return error
         fd, tmp = tempfile.mkstemp(prefix="tiup-upload-")
         try:
             with os.fdopen(fd, "wb") as fh:
