@@ -154,6 +154,23 @@ def bench_publish(work: Path, rounds: int) -> dict[str, float]:
         info.size, info.mode = len(body), 0o755
         tar.addfile(info, io.BytesIO(body))
     out: dict[str, float] = {}
+    # one small GET on a kept-alive connection: tiup's client (TCP_QUICKACK after each
+    # request) vs a plain boto3 client, whose delayed ACK meets RGW's Nagle
+    from tiup.repository.s3_storage import make_client
+
+    for label, cl in (("get-tiup", make_client()), ("get-boto3", client())):
+        def get(cl: Any = cl) -> None:
+            cl.get_object(Bucket=bucket, Key="m/timestamp.json")["Body"].read()
+
+        get()
+        samples = []
+        for _ in range(30):
+            start = time.perf_counter()
+            get()
+            samples.append(time.perf_counter() - start)
+        out[label] = statistics.median(samples)
+    print(f"  GET timestamp.json: tiup's client {out['get-tiup'] * 1000:.1f} ms, plain boto3 "
+          f"{out['get-boto3'] * 1000:.1f} ms", flush=True)
     for label, cid, prefix in (("small", "small-1", "v2.0."), ("big", "big", "v9.0.")):
         times_local, times_s3 = [], []
         for r in range(rounds):
@@ -329,6 +346,10 @@ def main() -> int:
          f"{cl['clone']:.2f} s ({mibs:.0f} MiB/s)",
          f"boto3 parallel upload of the same files: {cl['upload']:.2f} s",
          f"**{ratio:.2f}×** (goal ≥ 0.8×)"),
+        ("GET timestamp.json from the bucket, sequential, one kept-alive connection",
+         f"tiup's S3 client: {pub['get-tiup'] * 1000:.1f} ms",
+         f"plain boto3 client: {pub['get-boto3'] * 1000:.1f} ms",
+         f"{pub['get-tiup'] / pub['get-boto3']:.2f}× the time"),
         ("publish, small component, 150-component mirror",
          f"s3: {pub['small-s3'] * 1000:.0f} ms", f"local dir: {pub['small-local'] * 1000:.0f} ms",
          f"{pub['small-s3'] / pub['small-local']:.1f}× the time"),
