@@ -16,6 +16,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from tiup.errors import FetchError, NotFoundError, SizeLimitError
 from tiup.transport.base import Fetcher
@@ -141,6 +142,15 @@ class LocalFetcher(Fetcher):
                 file=str(path), reason=f"{size} bytes, over the {max_size}-byte cap",
             )
         return fd, size
+
+    def open_file(self, resource: str, max_size: int | None) -> BinaryIO:
+        """``resource`` open for reading (unbuffered), with the checks of :meth:`fetch`.
+
+        Raises:
+            NotFoundError, SizeLimitError, FetchError: as :meth:`fetch`.
+        """
+        fd, _size = self._open(resource, max_size)
+        return os.fdopen(fd, "rb", buffering=0)
 
     def fetch(self, resource: str, max_size: int | None) -> bytes:
         fd, _size = self._open(resource, max_size)

@@ -29,18 +29,22 @@ import hashlib
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
+from tiup import hashing
 from tiup.errors import (
+    FetchError,
+    IntegrityError,
     RepositoryError,
     TiupError,
     UsageError,
 )
-from tiup.hashing import FileInfo
+from tiup.hashing import CHUNK, FileInfo
 from tiup.keys import PrivateKey
 from tiup.manifest.models import Component, Index, VersionItem
 from tiup.reader import VerifiedMirror
@@ -71,6 +75,8 @@ from tiup.repository.storage import Storage
 from tiup.repository.store import IndexFlags, Store, sign_component
 from tiup.settings import Settings, current
 from tiup.transport.address import normalise_address
+from tiup.transport.base import Fetcher
+from tiup.transport.local import LocalFetcher
 
 
 def check_not_self(source: str, target: Path) -> None:
@@ -216,11 +222,24 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     keygen.shutdown(wait=False)
     fetcher = updater.fetcher
     uploader = _Uploader(storage) if in_bucket else None
+    # a local source's tarballs are verified in place and uploaded from there (no spool)
+    direct: list[FileJob] = []
+    local = _local_source(fetcher)
+    if uploader is not None and local is not None:
+        from tiup.repository.s3_storage import MULTIPART_THRESHOLD
+
+        direct = [j for j in wanted.values() if j.length <= MULTIPART_THRESHOLD]
+    spooled = [j for j in wanted.values() if j not in direct]
     pool = DownloadPool(fetcher, target, jobs=jobs, progress=progress,
                         give_up=settings.clone_give_up,
                         on_verified=uploader.submit if uploader is not None else None)
     try:
-        fetched = pool.run(wanted.values())
+        if direct:
+            assert uploader is not None and local is not None
+            fetched = uploader.from_local(local, direct, jobs, progress)
+            fetched = _merged(fetched, pool.run(spooled)) if spooled else fetched
+        else:
+            fetched = pool.run(spooled)
     finally:
         if uploader is not None:
             uploader.wait()
@@ -270,19 +289,96 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     return report
 
 
+#: Called with (name, source file) after a tarball of a local source is verified and
+#: before it is uploaded from that file (tests change the file there).
+verified_hook: Callable[[str, Path], None] | None = None
+
+
 class _Uploader:
     """Uploads each verified tarball into the bucket as soon as it is in the spool, then
-    removes it from the spool."""
+    removes it from the spool; or, from a local source, straight from the source's file
+    (:meth:`from_local`)."""
 
     def __init__(self, storage: Storage):
         from tiup.repository.s3_storage import UPLOAD_THREADS, S3Storage
 
         assert isinstance(storage, S3Storage)
         self.storage = storage
+        self.threads = UPLOAD_THREADS
         self.pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="clone-upload")
         self.futures: list[Future[None]] = []
         self.done: set[str] = set()
         self._lock = threading.Lock()
+
+    def from_local(self, fetcher: LocalFetcher, jobs: Sequence[FileJob], threads: int,
+                   progress: ProgressSink | None) -> FetchResult:
+        """Verify each tarball in the local source's own file and upload it from there:
+        no copy into the spool, and each byte hashed once by each algorithm.
+
+        This pass checks the length and the sha512. The PUT then carries the manifest's
+        sha256 as the object's ``x-amz-meta-sha256`` (what a later writer adopts an
+        existing object by) and must be signed with it as its payload sha256: botocore
+        hashes the file to sign it and
+        :func:`~tiup.repository.s3_storage._payload_guard` refuses to send if that is not
+        the manifest's sha256; the server refuses a body that is not the signed sha256
+        (``XAmzContentSHA256Mismatch``). So what is stored under the name has the
+        manifest's length and sha256, and bytes that changed after this pass (another
+        process writing the source) are never stored (nor adopted): that would take a
+        second preimage of sha256. A refused file is a failed file of the clone, as in
+        :class:`DownloadPool`; a tarball name holding other bytes in the bucket raises
+        (ConflictError) as the spooled uploads do."""
+        sink = progress or ProgressSink()
+        result = FetchResult()
+        todo = sorted(jobs, key=lambda j: -j.length)
+        sink.begin(len(todo), sum(j.length for j in todo))
+
+        def fail(job: FileJob, reason: str) -> None:
+            with self._lock:
+                result.failed[job.name] = (f"/{job.name}", reason)
+            sink.finish(job.name, False)
+
+        def one(job: FileJob) -> None:
+            sink.start(job.name, job.length)
+            if not job.sha256:
+                fail(job, "the signed manifest gives no sha256")
+                return
+            try:
+                with fetcher.open_file(job.name, job.length) as body:
+                    length, sha512 = _length_sha512(body)
+                    info = FileInfo(length, job.sha256.lower(), sha512)
+                    if length != job.length or (job.sha512 and
+                                                sha512 != job.sha512.lower()):
+                        wrong = hashing.mismatches(job.name, info, job,
+                                                   where="the signed manifest")[0]
+                        fail(job, wrong.reason)
+                        return
+                    if verified_hook is not None:
+                        verified_hook(job.name, Path(fetcher.location(job.name)))
+                    body.seek(0)
+                    # the sha256 is checked on the bytes as they are sent (see above)
+                    self.storage.upload_body(job.name, body, info)
+            except FetchError as exc:
+                fail(job, exc.reason)
+                return
+            except IntegrityError as exc:
+                fail(job, "its bytes do not have the sha256 of the signed manifest "
+                          f"(checked as they were sent: {exc.message})")
+                return
+            except OSError as exc:
+                fail(job, f"cannot read {fetcher.location(job.name)}: {exc.strerror or exc}")
+                return
+            with self._lock:
+                self.done.add(job.name)
+                result.verified[job.name] = info
+                result.downloaded.append(job.name)
+                result.bytes_downloaded += info.length
+            sink.advance(job.name, job.length)
+            sink.finish(job.name, True)
+
+        with ThreadPoolExecutor(max(threads, self.threads),
+                                thread_name_prefix="clone-verify-upload") as pool:
+            list(pool.map(one, todo))
+        return result
 
     def submit(self, name: str, path: Path, info: FileInfo) -> None:
         def run() -> None:
@@ -302,6 +398,40 @@ class _Uploader:
         self.pool.shutdown(wait=True)
         for fut in self.futures:
             fut.result()
+
+
+def _length_sha512(body: BinaryIO) -> tuple[int, str]:
+    """Length and sha512 of the rest of an open file (one reused buffer)."""
+    h512 = hashlib.sha512()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    length = 0
+    while n := body.readinto(buf):  # type: ignore[attr-defined]
+        h512.update(view[:n])
+        length += n
+    return length, h512.hexdigest()
+
+
+def _local_source(fetcher: Fetcher) -> LocalFetcher | None:
+    """The local directory a fetcher reads (through wrappers such as the updater's
+    request counter), or None."""
+    for _ in range(4):
+        if isinstance(fetcher, LocalFetcher):
+            return fetcher
+        inner = getattr(fetcher, "inner", None)
+        if not isinstance(inner, Fetcher):
+            return None
+        fetcher = inner
+    return None
+
+
+def _merged(a: FetchResult, b: FetchResult) -> FetchResult:
+    """One result of two disjoint sets of files."""
+    return FetchResult(verified={**a.verified, **b.verified},
+                       downloaded=a.downloaded + b.downloaded, present=a.present + b.present,
+                       failed={**a.failed, **b.failed}, gave_up=a.gave_up or b.gave_up,
+                       bytes_downloaded=a.bytes_downloaded + b.bytes_downloaded,
+                       resumed=a.resumed + b.resumed)
 
 
 def _held(prev: MirrorState, wanted: dict[str, FileJob]) -> list[str]:
