@@ -74,3 +74,12 @@ def test_long_work_leaves_a_line_per_tenth_in_a_log(capsys: pytest.CaptureFixtur
     short(1, output.LOG_PROGRESS_MIN - 1)
     short(output.LOG_PROGRESS_MIN - 1, output.LOG_PROGRESS_MIN - 1)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("n", "text"), [
+    (0, "0 tarballs"), (1, "1 tarball"), (2, "2 tarballs"),
+])
+def test_counts_agree_with_their_number(n: int, text: str) -> None:
+    assert output.count(n, "tarball") == text
+    assert output.count(1, "new version") == "1 new version"
+    assert output.count(3, "entry", "entries") == "3 entries"

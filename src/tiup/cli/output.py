@@ -107,6 +107,11 @@ def stderr_console() -> Console:
     return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 tarball``, ``2 tarballs`` (``plural``: when it is not ``noun + "s"``)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def human_bytes(n: int | float) -> str:
     """A size as Go TiUP prints it: ``512 B``, ``1.50 KiB``, ``4.50 MiB``, ``2.00 GiB``."""
     for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):

@@ -86,7 +86,8 @@ def export(mirror: str, since: str | None, bundle: str, part_size: int | None, d
     kind = "full bundle" if plan.index.full else (
         f"bundle since {plan.index.since.describe()}" if plan.index.since else "bundle")
     head = (f"{kind} of {plan.mirror} at timestamp version {plan.index.timestamp_version}: "
-            f"{s['tarballs']} tarballs, {s['manifests']} manifests, "
+            f"{output.count(s['tarballs'], 'tarball')}, "
+            f"{output.count(s['manifests'], 'manifest')}, "
             f"{output.human_bytes(s['bytes'])} ({plan.tar_size()} bytes as a tar)")
     fingerprint = (f"root v{plan.index.root_version} sha256 {plan.index.root_sha256} "
                    "(give it to a first import: --fingerprint)")
@@ -185,9 +186,11 @@ def import_cmd(ctx: click.Context, bundle: str, repo: str | None, trust_root: st
                    f"{report.timestamp_version}): nothing to do")
         return 0
     comps = ", ".join(sorted(report.components)) or "none"
-    output.say(f"imported {report.bundle} into {report.target}: {len(report.components)} "
-               f"components changed ({comps}), {report.versions} new versions, "
-               f"{report.tarballs} tarballs, {output.human_bytes(report.bytes)}; now at "
+    output.say(f"imported {report.bundle} into {report.target}: "
+               f"{output.count(len(report.components), 'component')} changed ({comps}), "
+               f"{output.count(report.versions, 'new version')}, "
+               f"{output.count(report.tarballs, 'tarball')}, "
+               f"{output.human_bytes(report.bytes)}; now at "
                f"timestamp version {report.timestamp_version}")
     for warning in report.warnings:
         output.warn(warning)
