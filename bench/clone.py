@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
+from benchdoc import write_section  # noqa: E402
 from mirrorgen import build_mirror  # noqa: E402
 
 from nginx import start_nginx, stop_nginx_process  # noqa: E402
@@ -82,22 +82,6 @@ def run_aria2c(urls: list[str], dest: Path, jobs: int, split: int = 1) -> float:
     shutil.rmtree(dest)
     return elapsed
 
-
-def write_section(text: str) -> None:
-    """Replace the "## clone" section of docs/benchmarks.md with ``text``, keeping its
-    hand-written "### " subsections (the history of changes and their effect)."""
-    path = REPO / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    section = "## clone\n\n" + text.strip() + "\n"
-    old = re.search(r"\n## clone\n.*?(?=\n## |\Z)", doc, flags=re.S)
-    if old is not None:
-        kept = old.group(0).find("\n### ")
-        if kept >= 0:
-            section += old.group(0)[kept:].rstrip("\n") + "\n"
-        doc = doc[:old.start()] + "\n" + section + doc[old.end():]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section
-    path.write_text(doc)
 
 
 def main() -> int:
@@ -237,7 +221,7 @@ def main() -> int:
         text = "\n".join(lines)
         print(text)
         if args.write:
-            write_section(text)
+            write_section("clone", text, keep_subsections=True)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

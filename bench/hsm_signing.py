@@ -28,10 +28,6 @@ import time
 from pathlib import Path
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-# this file is named like the binding (python-pkcs11's package ``pkcs11``): keep its
-# directory off the import path so that ``import pkcs11`` finds the binding
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 
 def payloads() -> dict[str, bytes]:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import re
 import shutil
@@ -49,6 +48,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 sys.path.insert(0, str(REPO / "tests" / "support"))
+
+from benchdoc import machine, source_tree, write_section  # noqa: E402
 
 COMPONENTS = 150
 BIG_VERSIONS = 20_000
@@ -141,50 +142,7 @@ def run(src: Path, case: Case, mirror_addr: str, work: Path) -> tuple[float, str
     return took, re.sub(r"at \S+\)", "at <now>)", proc.stdout)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kib / 1024 / 1024:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return (f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
 
-
-def baseline_tree(rev: str, into: Path) -> Path:
-    """``git archive <rev> src`` unpacked in ``into``; returns its ``src``."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src"
-
-
-def write_section(text: str) -> None:
-    """Replace the "## list" section of docs/benchmarks.md with ``text`` (or add it after
-    "## verify"), keeping its hand-written "### " subsections."""
-    path = REPO / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    section = text.strip() + "\n"
-    old = re.search(r"\n## list\n.*?(?=\n## |\Z)", doc, flags=re.S)
-    if old is not None:
-        kept = old.group(0).find("\n### ")
-        if kept >= 0:
-            section += old.group(0)[kept:].rstrip("\n") + "\n"
-        doc = doc[:old.start()] + "\n" + section + doc[old.end():]
-    else:
-        after = re.search(r"\n## verify\n.*?(?=\n## |\Z)", doc, flags=re.S)
-        at = after.end() if after is not None else len(doc)
-        doc = doc[:at].rstrip("\n") + "\n\n" + section + doc[at:]
-    path.write_text(doc.rstrip("\n") + "\n")
 
 
 def main() -> int:
@@ -206,7 +164,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tiup-bench-list-"))
     srv = None
     try:
-        old_src = args.baseline_src or baseline_tree(args.baseline, work)
+        old_src = args.baseline_src or source_tree(args.baseline, work)
         trees = {"new": REPO / "src", "old": old_src.resolve()}
         mirror = work / "mirror"
         mirror.mkdir()
@@ -280,7 +238,7 @@ def main() -> int:
     ])
     print(text)
     if args.write:
-        write_section(text)
+        write_section("list", text, keep_subsections=True, after="verify")
     if missed:
         print(f"goal missed: {', '.join(missed)}", file=sys.stderr)
         return 1

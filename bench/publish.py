@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -41,6 +40,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from benchdoc import machine, source_tree, write_section
 
 from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey, generate, save_private_key
@@ -179,26 +180,8 @@ def previous_tree(args: argparse.Namespace, work: Path) -> Path | None:
         return Path(args.compare_src).resolve()
     if args.compare_rev is None:
         return None
-    dest = work / "previous"
-    dest.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", args.compare_rev, "src"],
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="data")
-    return dest / "src"
+    return source_tree(args.compare_rev, work / "previous")
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()}, "
-            f"Python {platform.python_version()}")
 
 
 def main() -> int:
@@ -342,24 +325,12 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("publish", text)
     if not ok:
         print("FAIL: a goal is missed", file=sys.stderr)
         return 1
     return 0
 
-
-def write_section(text: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    head, sep, rest = old.partition("\n## publish\n")
-    if sep:
-        nxt = rest.find("\n## ")
-        tail = rest[nxt:] if nxt >= 0 else "\n"
-        new = head + "\n" + text + tail
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
+from benchdoc import write_section  # noqa: E402
 from mirrorgen import build_mirror as generate_mirror  # noqa: E402
 from publish import BIG_VERSIONS, COMPONENTS, publish  # noqa: E402
 from publish import build_mirror as official_scale  # noqa: E402
@@ -329,17 +330,6 @@ def bench_serve(work: Path, bucket: str, rounds: int, tarball: str) -> dict[str,
         log.close()
 
 
-def write_section(text: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    section = "## s3\n\n" + text.strip() + "\n"
-    old = re.search(r"\n## s3\n.*?(?=\n## |\Z)", doc, flags=re.S)
-    if old is not None:
-        doc = doc[:old.start()] + "\n" + section + doc[old.end():]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section
-    path.write_text(doc)
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
@@ -457,7 +447,7 @@ and RGW CPU), and the process start.
 """
     print(text)
     if args.write:
-        write_section(text)
+        write_section("s3", text)
     return 0
 
 

@@ -46,6 +46,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
+from benchdoc import write_section  # noqa: E402
+
 CONNECTIONS = 64
 
 
@@ -387,12 +389,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        doc = REPO / "docs" / "benchmarks.md"
-        current = doc.read_text()
-        section = re.compile(r"## serve\n.*?(?=\n## |\Z)", re.S)
-        new = section.sub(text.rstrip() + "\n", current) if section.search(current) else \
-            current.rstrip() + "\n\n" + text
-        doc.write_text(new)
+        write_section("serve", text)
     return 0
 
 

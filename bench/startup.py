@@ -36,6 +36,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from benchdoc import write_section
+
 REPO = Path(__file__).resolve().parent.parent
 for _sub in ("tests/support", "tests"):
     sys.path.insert(0, str(REPO / _sub))
@@ -246,30 +248,10 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        _write_section(REPO / "docs" / "benchmarks.md", text)
+        write_section("startup", text)
     ok = ok and noop_requests == 1 and noop_bytes <= 2048
     return 0 if ok else 1
 
-
-def _write_section(path: Path, section: str) -> None:
-    """Replace (or append) the ``## startup`` section, leaving the others alone."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    out, skipping, placed = [], False, False
-    for line in old.splitlines():
-        if line.strip() == "## startup":
-            skipping = True
-            out.extend(section.rstrip("\n").splitlines())
-            out.append("")
-            placed = True
-            continue
-        if skipping and line.startswith("## "):
-            skipping = False
-        if not skipping:
-            out.append(line)
-    body = "\n".join(out).rstrip() + "\n"
-    if not placed:
-        body += "\n" + section
-    path.write_text(body)
 
 
 if __name__ == "__main__":

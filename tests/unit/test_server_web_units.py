@@ -18,10 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from publishkit import NOW, NOW_TEXT
 from tiup.manifest import versions
 from tiup.manifest.timefmt import format_time
+from tiup.manifest.versions import sort_key as version_key
 from tiup.server.metrics import BUCKETS, WorkerMetrics, exposition, families, route_class
 from tiup.server.monitor import VERIFICATION, Monitor
 from tiup.server.ui import render
-from tiup.server.ui.catalog import version_key
 from tiup.server.ui.routes import wants_html
 from tiup.server.ui.view import StateView
 from uikit import HOSTILE, Spec, make_ui_mirror

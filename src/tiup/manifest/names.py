@@ -50,6 +50,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TARBALL = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]{0,254}\.tar\.gz")
 
 
+_DIGEST = {64: re.compile(r"[0-9a-f]{64}"), 128: re.compile(r"[0-9a-f]{128}")}
+
+
+def is_hex_digest(value: object, length: int) -> bool:
+    """``value`` is a lower-case hex digest of ``length`` digits (64: sha256, 128: sha512)."""
+    return isinstance(value, str) and _DIGEST[length].fullmatch(value) is not None
+
+
 def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value) or value in (".", ".."):
         raise InvalidNameError(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -107,6 +108,27 @@ def tarball_request(sid: str, headers: Any, limit: int
         return json_error(400, "INVALID TARBALL",
                           f"the tarball content is not valid: {exc}"), b"", None
     return None, boundary, size
+
+
+async def receive_tarball(boundary: bytes, write: Callable[[bytes], None], proto: Any) -> str:
+    """Feed the request body through the multipart reader, the ``file`` field's bytes to
+    ``write``; returns the file name, checked as a tarball's (shared by the directory and
+    the bucket servers).
+
+    Raises:
+        MultipartError: a malformed form, no ``file`` field, or an unsafe file name.
+    """
+    reader = FormFileReader(boundary, "file", write)
+    async for chunk in proto:
+        reader.feed(chunk)
+    reader.finish()
+    if not reader.found:
+        raise MultipartError("the form has no field named 'file'")
+    name = (reader.filename or "").rsplit("/", 1)[-1]
+    if not is_tarball_file(name):
+        raise MultipartError(f"unsafe or missing file name {reader.filename!r}: "
+                             "a tarball is named <component>-<version>-<os>-<arch>.tar.gz")
+    return name
 
 
 async def component_request(sid: str, name: str, query: str, headers: Any, proto: Any
@@ -204,18 +226,8 @@ class PublishAPI:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 return _disk_full(exc)
             raise
-        reader = FormFileReader(boundary, "file", upload.write)
         try:
-            async for chunk in proto:
-                reader.feed(chunk)
-            reader.finish()
-            if not reader.found:
-                raise MultipartError("the form has no field named 'file'")
-            name = (reader.filename or "").rsplit("/", 1)[-1]
-            if not is_tarball_file(name):
-                raise MultipartError(f"unsafe or missing file name {reader.filename!r}: "
-                                     "a tarball is named <component>-<version>-<os>-<arch>"
-                                     ".tar.gz")
+            name = await receive_tarball(boundary, upload.write, proto)
             session = await asyncio.to_thread(upload.finish, name)
         except UploadTooLarge:
             upload.abort()

@@ -34,15 +34,14 @@ from tiup.errors import (
     TarballError,
     TiupError,
 )
-from tiup.manifest.names import is_tarball_file
 from tiup.server.api import (
     _bad_body,
     _error_result,
     component_request,
+    receive_tarball,
     tarball_request,
 )
 from tiup.server.config import ServerConfig
-from tiup.server.multipart import FormFileReader
 from tiup.server.responses import json_error, send_json
 
 log = logging.getLogger("tiup.server")
@@ -168,15 +167,7 @@ class S3MirrorApp:
                                              f"of {limit} bytes")
                     fh.write(data)
 
-                reader = FormFileReader(boundary, "file", write)
-                async for chunk in proto:
-                    reader.feed(chunk)
-                reader.finish()
-            if not reader.found:
-                raise MultipartError("the form has no field named 'file'")
-            name = (reader.filename or "").rsplit("/", 1)[-1]
-            if not is_tarball_file(name):
-                raise MultipartError(f"unsafe or missing file name {reader.filename!r}")
+                name = await receive_tarball(boundary, write, proto)
             await asyncio.to_thread(self._stage, sid, name, Path(tmp))
         except MultipartError as exc:
             return json_error(400, "INVALID TARBALL", f"the tarball content is not valid: {exc}")

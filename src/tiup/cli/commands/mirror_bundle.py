@@ -149,23 +149,19 @@ def import_cmd(ctx: click.Context, bundle: str, repo: str | None, trust_root: st
     """
     from tiup.cli.commands.mirror_common import mirror_dir
     from tiup.clock import now
-    from tiup.errors import FetchError, UsageError
+    from tiup.errors import UsageError
     from tiup.repository.bundle.importer import import_bundle
     from tiup.settings import current
     from tiup.transport.address import is_s3
 
     pinned = None
     if trust_root:
-        from tiup.transport.local import LocalFetcher
-        from tiup.trust import MAX_ROOT_SIZE
+        from tiup.cli.commands.mirror_common import read_root_option
 
-        where = Path(trust_root)
-        try:
-            pinned = LocalFetcher(str(where.parent)).fetch(where.name, MAX_ROOT_SIZE)
-        except FetchError as exc:
-            raise UsageError(f"cannot read --trust-root {trust_root}: {exc.reason}") from exc
-    if fingerprint is not None and (len(fingerprint) != 64 or any(
-            c not in "0123456789abcdefABCDEF" for c in fingerprint)):
+        pinned = read_root_option(trust_root, "--trust-root")
+    from tiup.manifest.names import is_hex_digest
+
+    if fingerprint is not None and not is_hex_digest(fingerprint.lower(), 64):
         raise UsageError(f"--fingerprint {fingerprint!r} is not a sha256 (64 hex digits)")
     chosen = repo or (ctx.obj or {}).get("repo")
     found: object = mirror_dir(ctx) if not chosen else chosen if is_s3(chosen) \

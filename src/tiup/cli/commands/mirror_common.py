@@ -23,6 +23,25 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def read_root_option(path: str, option: str) -> bytes:
+    """The bytes of a ``root.json`` named on the command line (``option``: ``--root``,
+    ``--trust-root``), read through the local transport: a regular file only (never a
+    FIFO or a device), capped as clients cap a root.
+
+    Raises:
+        UsageError: it cannot be read.
+    """
+    from tiup.errors import FetchError, UsageError
+    from tiup.transport.local import LocalFetcher
+    from tiup.trust import MAX_ROOT_SIZE
+
+    where = Path(path)
+    try:
+        return LocalFetcher(str(where.parent)).fetch(where.name, MAX_ROOT_SIZE)
+    except FetchError as exc:
+        raise UsageError(f"cannot read {option} {path}: {exc.reason}") from exc
+
+
 def write_options(func: F) -> F:
     """``--key-dir`` and ``--lock-timeout``, common to every mirror write."""
     func = click.option("--lock-timeout", type=click.FloatRange(0), default=60.0,

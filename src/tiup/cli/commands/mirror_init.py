@@ -13,6 +13,8 @@ from tiup.cli import output
 
 if TYPE_CHECKING:
     from tiup.keys import PrivateKey
+    from tiup.repository.lifetimes import Lifetimes
+    from tiup.repository.storage import Storage
 
 
 @click.command("init", short_help="Initialize an empty repository")
@@ -59,39 +61,26 @@ def init(path: str, key_dir: str | None, root_days: int | None, index_days: int 
 
         raise UsageError("--public-read applies to s3:// mirrors only",
                          hint="serve a directory with `tiup mirror serve DIR`")
+    from tiup.repository.lifetimes import Lifetimes
+
     tokens.setup(root_keys)
     signers = [explicit_key(k if tokens.is_uri(k) else Path(k)) for k in root_keys]
+    life = Lifetimes().with_overrides(root=root_days, index=index_days,
+                                      component=component_days, snapshot=snapshot_days,
+                                      timestamp=timestamp_days)
     if is_s3(path):
-        return _init_s3(path, key_dir, public_read, signers, root_threshold, root_days,
-                        index_days, component_days, snapshot_days, timestamp_days)
+        return _init_s3(path, key_dir, public_read, signers, root_threshold, life)
     from tiup.client.profile import Profile
-    from tiup.clock import now
     from tiup.errors import TiupError
-    from tiup.repository.init import init_mirror
-    from tiup.repository.lifetimes import Lifetimes
     from tiup.transport import normalise_address
 
     target = Path(path).expanduser().absolute()
     keys = Path(key_dir).expanduser().absolute() if key_dir else target / "keys"
-    life = Lifetimes().with_overrides(root=root_days, index=index_days,
-                                      component=component_days, snapshot=snapshot_days,
-                                      timestamp=timestamp_days)
     if not target.exists():
         output.say(f'Target path "{target}" does not exist, creating new directory...')
     output.say(f'Initializing empty new repository at "{target}", private keys will be '
                 f'stored in "{keys}"...')
-    try:
-        init_mirror(target, now(), key_dir=keys, lifetimes=life, root_keys=signers,
-                    root_threshold=root_threshold)
-    except TiupError:
-        output.info("Initializing new repository failed.")
-        raise
-    output.say(f'New repository initialized at "{target}", private keys are stored in '
-                f'"{keys}".')
-    if signers:
-        threshold = root_threshold or len(signers)
-        output.say(f"Root keys (threshold {threshold} of {len(signers)}): " +
-                   ", ".join(f"{k.keyid} ({getattr(k, 'where', '')})" for k in signers))
+    _initialise(target, str(target), keys, life, signers, root_threshold)
     if keys.resolve().is_relative_to(target.resolve()):
         output.warn(f"the private keys in {keys} are inside the mirror directory: move keys/ "
                     "out of any directory you publish (later commands find them with "
@@ -109,34 +98,42 @@ def init(path: str, key_dir: str | None, root_days: int | None, index_days: int 
 
 
 
+def _initialise(where: Path | Storage, location: str, keys: Path, life: Lifetimes,
+                signers: list[PrivateKey], root_threshold: int | None) -> None:
+    """Create the mirror and say what was made (the step both kinds of PATH share)."""
+    from tiup.clock import now
+    from tiup.errors import TiupError
+    from tiup.repository.init import init_mirror
+
+    try:
+        init_mirror(where, now(), key_dir=keys, lifetimes=life, root_keys=signers,
+                    root_threshold=root_threshold)
+    except TiupError:
+        output.info("Initializing new repository failed.")
+        raise
+    output.say(f'New repository initialized at "{location}", private keys are stored in '
+               f'"{keys}".')
+    if signers:
+        threshold = root_threshold or len(signers)
+        output.say(f"Root keys (threshold {threshold} of {len(signers)}): " +
+                   ", ".join(f"{k.keyid} ({getattr(k, 'where', '')})" for k in signers))
+
+
 def _init_s3(address: str, key_dir: str | None, public_read: bool,
-             signers: list[PrivateKey], root_threshold: int | None, *days: int | None) -> int:
+             signers: list[PrivateKey], root_threshold: int | None, life: Lifetimes) -> int:
     import json
 
     from tiup.cli.commands.mirror_common import open_storage
     from tiup.client.profile import Profile
-    from tiup.clock import now
-    from tiup.errors import FetchError, TiupError
-    from tiup.repository.init import init_mirror
-    from tiup.repository.lifetimes import Lifetimes
+    from tiup.errors import FetchError
     from tiup.repository.s3_storage import S3Storage
 
     storage = open_storage(address)
     assert isinstance(storage, S3Storage)
     keys = Path(key_dir).expanduser().absolute() if key_dir else Profile().keys_dir
-    root, index, component, snapshot, timestamp = days
-    life = Lifetimes().with_overrides(root=root, index=index, component=component,
-                                      snapshot=snapshot, timestamp=timestamp)
     output.say(f'Initializing empty new repository at "{storage.location}", private keys '
                f'will be stored in "{keys}" (never in the bucket)...')
-    try:
-        init_mirror(storage, now(), key_dir=keys, lifetimes=life, root_keys=signers,
-                    root_threshold=root_threshold)
-    except TiupError:
-        output.info("Initializing new repository failed.")
-        raise
-    output.say(f'New repository initialized at "{storage.location}", private keys are '
-               f'stored in "{keys}".')
+    _initialise(storage, storage.location, keys, life, signers, root_threshold)
     output.say(f"Write to it with `tiup mirror --repo {storage.location} ...` (pass "
                f"--key-dir {keys} where it is not $TIUP_HOME/keys).")
     if public_read:

@@ -57,18 +57,9 @@ def verify(ctx: click.Context, path: str | None, root_file: str | None, at: str 
             raise UsageError(str(exc)) from exc
     trusted = None
     if root_file:
-        from pathlib import Path
+        from tiup.cli.commands.mirror_common import read_root_option
 
-        from tiup.transport.local import LocalFetcher
-        from tiup.trust import MAX_ROOT_SIZE
-
-        # through the local transport: a regular file only (never a FIFO or a device),
-        # capped as clients cap a root
-        where = Path(root_file)
-        try:
-            trusted = LocalFetcher(str(where.parent)).fetch(where.name, MAX_ROOT_SIZE)
-        except FetchError as exc:
-            raise UsageError(f"cannot read --root {root_file}: {exc.reason}") from exc
+        trusted = read_root_option(root_file, "--root")
     mode = TARBALLS_SKIP if skip_tarballs else TARBALLS_EXIST if no_tarballs else TARBALLS_ALL
     try:
         if target.startswith("s3://"):

@@ -39,7 +39,7 @@ from typing import IO, BinaryIO
 from tiup.errors import BundleError, InvalidNameError, TiupError
 from tiup.fsutil import atomic_write
 from tiup.manifest.canonical import decode_json_strict, encode_canonical
-from tiup.manifest.names import bootstrap_name, component_id, is_tarball_file
+from tiup.manifest.names import bootstrap_name, component_id, is_hex_digest, is_tarball_file
 
 FORMAT = "tiup-bundle/1"
 PARTS_FORMAT = "tiup-bundle-parts/1"
@@ -52,8 +52,6 @@ MAX_MANIFEST_SIZE = 64 * 1024 * 1024
 MAX_FILES = 200_000
 
 _VERSIONED = re.compile(r"([1-9][0-9]{0,9})\.(.+)\.json")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX128 = re.compile(r"[0-9a-f]{128}")
 
 #: member kinds, in the order they must appear in the stream
 ROOT, TIMESTAMP, SNAPSHOT, MANIFEST, TARBALL = 0, 1, 2, 3, 4
@@ -186,7 +184,7 @@ class BundleIndex:
             since_raw = raw["since"]
             since = None
             if since_raw is not None:
-                since = Since(_hex(since_raw["snapshot_sha256"], _HEX64),
+                since = Since(_hex(since_raw["snapshot_sha256"], 64),
                               _int(since_raw["timestamp_version"]) or None)
             files_raw = raw["files"]
             if not isinstance(files_raw, list) or len(files_raw) > MAX_FILES:
@@ -199,11 +197,11 @@ class BundleIndex:
                     raise ValueError(f"file name {name!r}")
                 member_kind(name)
                 seen.add(name)
-                files.append(Member(name, _int(f["length"]), _hex(f["sha256"], _HEX64),
-                                    _hex(f["sha512"], _HEX128)))
-            return cls(_hex(raw["mirror_id"], _HEX64), _hex(raw["root_sha256"], _HEX64),
+                files.append(Member(name, _int(f["length"]), _hex(f["sha256"], 64),
+                                    _hex(f["sha512"], 128)))
+            return cls(_hex(raw["mirror_id"], 64), _hex(raw["root_sha256"], 64),
                        _int(raw["root_version"]), _int(raw["timestamp_version"]),
-                       _hex(raw["snapshot_sha256"], _HEX64), since, files)
+                       _hex(raw["snapshot_sha256"], 64), since, files)
         except (KeyError, TypeError, ValueError) as exc:
             raise malformed(f"{source} is not a valid bundle index ({exc})", source) from exc
 
@@ -214,9 +212,10 @@ def _int(value: object) -> int:
     return value
 
 
-def _hex(value: object, pattern: re.Pattern[str]) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
+def _hex(value: object, digits: int) -> str:
+    if not is_hex_digest(value, digits):
         raise ValueError(f"not a hash: {value!r}")
+    assert isinstance(value, str)
     return value
 
 
@@ -315,7 +314,7 @@ def read_parts_list(listing: Path) -> list[tuple[Path, int, str]]:
         for i, p in enumerate(raw["parts"], 1):
             if p["name"] != f"{base}.{i:03d}":
                 raise ValueError(f"part {i} is named {p['name']!r}")
-            out.append((listing.with_name(p["name"]), _int(p["length"]), _hex(p["sha256"], _HEX64)))
+            out.append((listing.with_name(p["name"]), _int(p["length"]), _hex(p["sha256"], 64)))
     except (TiupError, KeyError, TypeError, ValueError) as exc:
         raise malformed(f"{listing} is not a valid parts list ({exc})", str(listing)) from exc
     for path, length, _h in out:

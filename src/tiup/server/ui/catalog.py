@@ -118,24 +118,6 @@ class Catalog:
         }
 
 
-def version_key(version: str) -> tuple[Any, ...]:
-    """A sort key ordering versions as :func:`tiup.manifest.versions.compare` does.
-
-    ``compare`` through ``cmp_to_key`` parses both versions at every comparison: sorting
-    20,000 versions that way takes seconds; this parses each once. Semantic versioning's
-    rules: a release sorts above its pre-releases; pre-release identifiers compare
-    numerically when numeric, numeric below alphanumeric, a shorter list below a longer
-    one it starts; strings that are not versions sort lowest; ties by text.
-    """
-    parsed = versions.parse(version)
-    if parsed is None:
-        return (0, (), version)
-    pre = parsed.prerelease
-    pre_key: tuple[Any, ...] = (1,) if not pre else (0, *(
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split(".")))
-    return (1, (parsed.major, parsed.minor, parsed.patch, pre_key), version)
-
-
 def _utc(text: str) -> str:
     """RFC 3339 in UTC (``...Z``), or the text as it is when it is not a time."""
     try:
@@ -164,7 +146,7 @@ def _component(cid: str, index: Index, comp: Component, rows: dict[str, VersionR
                 continue
             if not newest or moment > newest[0][0]:
                 newest[:] = [(moment, LastPublish(cid, ver, plat, released))]
-    ordered = sorted(by_version, key=version_key, reverse=True)
+    ordered = sorted(by_version, key=versions.sort_key, reverse=True)
     rows[cid] = [(v, sorted(by_version[v])) for v in ordered]
     usable = [v for v in ordered if not all(r[4] for r in by_version[v])]
     latest = versions.latest_stable(usable) or (usable[0] if usable else "")
