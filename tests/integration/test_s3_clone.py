@@ -102,3 +102,34 @@ def test_sigkill_during_clone_then_the_next_run_completes(
         assert r.returncode == 0, (seed, at, where, r.output)
         assert new in tarballs(bucket)
         verify_ok(tiup, bucket.url, orphans_ok=True)
+
+
+def test_a_fresh_clone_killed_before_its_commit_leaves_a_mirror_and_its_keys(
+        tiup, bucket: Bucket, template: tuple[Path, Path], tmp_path: Path) -> None:
+    mirror, _key = copy_upstream(template, tmp_path / "up")
+    env = dict(os.environ)
+
+    def args(url: str, keys: Path) -> list[str]:
+        return ["mirror", "clone", url, "--full", "-o", "linux", "-a", "amd64",
+                "--source", str(mirror), "--key-dir", str(keys)]
+
+    # the same clone into another prefix, to count its requests
+    ops = s3kill.trace(args(f"s3://{bucket.name}/traced", tmp_path / "tk"), env=env,
+                       log=tmp_path / "trace.log")
+    assert ops[-2:] == ["PutObject", "PutObject"], ops  # snapshot, timestamp
+    keys = tmp_path / "clone-keys"
+    # killed before the final commit's snapshot.json: the new keys are saved and the
+    # new, empty mirror they sign was written while the tarballs uploaded
+    where = s3kill.kill_at(args(bucket.url, keys), env=env, at=len(ops) - 1,
+                           marker=tmp_path / "mark")
+    assert where.endswith("PutObject"), where
+    saved = {p.name: p.read_bytes() for p in keys.iterdir()}
+    assert len(saved) == 7, sorted(saved)  # 3 root, index, snapshot, timestamp, pingcap
+    assert len([k for k in bucket.objects() if k.startswith(f"{bucket.prefix}/")
+                and k.endswith(".tar.gz")]) == 10
+    verify_ok(tiup, bucket.url, orphans_ok=True)  # the empty mirror; tarballs unnamed yet
+    r = tiup(*args(bucket.url, keys))
+    assert r.returncode == 0, r.output
+    # the run went on with the saved keys: clients that trusted the new root still do
+    assert {p.name: p.read_bytes() for p in keys.iterdir()} == saved
+    verify_ok(tiup, bucket.url, orphans_ok=True)

@@ -1,25 +1,33 @@
 """A clone from a local directory into a bucket uploads each tarball straight from the
-source's file after verifying it there (no spool copy). Bytes that change after the
-verification are never stored, nor adopted by a later run: the PUT is signed with the
-manifest's sha256, tiup refuses to send other bytes, and the server (a real Ceph RGW)
-refuses a body that changes while it is sent. Also: the client's connections are tuned
-(TCP_QUICKACK after each request, large send blocks)."""
+source's file, verifying the bytes as they are sent (no spool copy, one read). Bytes that
+are not the signed ones are never stored, nor adopted by a later run: the PUT is signed
+with the manifest's sha256 (botocore does not hash the file again), and the server (a
+real Ceph RGW) refuses a body without that sha256; tiup checks the sha512 of what it
+sent. Also: the client's connections are tuned (TCP_QUICKACK after each request, large
+send blocks)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clonekit import build_upstream, copy_upstream
+from clonekit import build_upstream, copy_upstream, tarball_bytes, tarball_name
+from publishkit import NOW
 from s3kit import Bucket
 from tiup.errors import IntegrityError
 from tiup.hashing import FileInfo
+from tiup.keys import load_private_key
+from tiup.manifest.models import Component, VersionItem
+from tiup.manifest.timefmt import format_time
 from tiup.repository.clone import flow
-from tiup.repository.s3_storage import NOT_VERIFIED, SEND_BLOCK, S3Storage
+from tiup.repository.keyring import load_keyring
+from tiup.repository.s3_storage import NOT_VERIFIED, SEND_BLOCK, S3Storage, SentBody
+from tiup.repository.store import Store, sign
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +55,11 @@ def test_a_source_file_changed_after_verification_is_not_uploaded(
     saved: dict[str, bytes] = {}
 
     def rewrite(name: str, path: Path) -> None:
-        # between the length/sha512 check of this file and its upload from the same file
+        # after the manifest was verified and the file opened, before its bytes are sent
         if name == victim:
             saved[name] = flip(path)
 
-    monkeypatch.setattr(flow, "verified_hook", rewrite)
+    monkeypatch.setattr(flow, "upload_hook", rewrite)
     r = tiup(*args)
     assert r.returncode == 1, r.output
     assert "Failed to fetch 1 files" in r.stdout, r.output
@@ -62,7 +70,7 @@ def test_a_source_file_changed_after_verification_is_not_uploaded(
     assert len([n for n in stored if n.endswith(".tar.gz")]) == 9
 
     # the source is fixed: the next run uploads the right bytes and completes
-    monkeypatch.setattr(flow, "verified_hook", None)
+    monkeypatch.setattr(flow, "upload_hook", None)
     (mirror / victim).write_bytes(saved[victim])
     r = tiup(*args)
     assert r.returncode == 0, r.output
@@ -71,9 +79,37 @@ def test_a_source_file_changed_after_verification_is_not_uploaded(
     assert r.returncode == 0 and ": 0 errors" in r.stdout, r.output
 
 
-def test_tiup_refuses_to_send_bytes_that_are_not_the_verified_ones(
+def test_bytes_that_are_not_the_verified_ones_are_refused_without_hashing_them_first(
         bucket: Bucket, tmp_path: Path) -> None:
     storage = S3Storage(bucket.url)
+    good = b"verified bytes\n" * 1000
+    info = FileInfo.of_bytes(good)
+    path = tmp_path / "x-v1.0.0-linux-amd64.tar.gz"
+    path.write_bytes(good)
+    flip(path)
+    reads: list[int] = []
+
+    class Counting(io.FileIO):
+        def read(self, size: int = -1) -> bytes:
+            data = super().read(size)
+            reads.append(len(data))
+            return data
+
+    with Counting(path, "rb") as fh, pytest.raises(IntegrityError) as caught:
+        storage.upload_body(path.name, SentBody(fh, len(good), str(path)), info)
+    assert caught.value.code == NOT_VERIFIED
+    assert "the server refused the upload" in caught.value.message and caught.value.hint
+    assert not [k for k in bucket.objects() if k.endswith(path.name)]
+    # signed with the claimed sha256: botocore did not read the file to hash it, only
+    # to send it (once per attempt; the refusal is not retried)
+    assert sum(reads) == len(good), reads
+
+
+def test_a_plain_file_body_is_hashed_to_sign_it_and_refused_before_it_is_sent(
+        bucket: Bucket, tmp_path: Path) -> None:
+    storage = S3Storage(bucket.url)
+    # not a SentBody (a publish's staged tarball, a spooled one): botocore hashes the
+    # body to sign it, and tiup's guard compares that with the claim before sending
     good = b"verified bytes\n" * 1000
     info = FileInfo.of_bytes(good)
     path = tmp_path / "x-v1.0.0-linux-amd64.tar.gz"
@@ -83,6 +119,7 @@ def test_tiup_refuses_to_send_bytes_that_are_not_the_verified_ones(
         storage.upload_body(path.name, body, info)
     assert caught.value.code == NOT_VERIFIED
     assert "not the verified ones" in caught.value.message and caught.value.hint
+    assert "refusing to upload" in caught.value.message
     assert not [k for k in bucket.objects() if k.endswith(path.name)]
 
 
@@ -134,3 +171,78 @@ def test_connections_ack_at_once_and_send_large_blocks(bucket: Bucket) -> None:
     assert conn.blocksize == SEND_BLOCK
     if not hasattr(socket, "TCP_QUICKACK"):
         pytest.skip("TCP_QUICKACK is Linux-only")
+
+
+def publish_with_wrong_sha512(mirror: Path, key_path: Path, comp: str, version: str) -> str:
+    """A hostile upstream: one more version whose signed item has the tarball's true length
+    and sha256 but another sha512 (the store refuses such an item unless told the tarball
+    was verified, as it is here)."""
+    name = tarball_name(comp, version, "linux/amd64")
+    data = tarball_bytes(comp, version, "linux/amd64")
+    (mirror / name).write_bytes(data)
+    true = FileInfo.of_bytes(data)
+    lie = FileInfo(true.length, true.sha256, hashlib.sha512(b"other bytes").hexdigest())
+    key = load_private_key(key_path)
+    with Store(mirror, now=NOW, keyring=load_keyring([mirror / "keys"], [key_path])) as store:
+        current = store.component(comp)
+        assert current is not None
+        platforms = {p: dict(vs) for p, vs in current.platforms.items()}
+        platforms["linux/amd64"][version] = VersionItem(
+            url=f"/{name}", entry=comp, sha256=lie.sha256, sha512=lie.sha512,
+            length=lie.length, released=format_time(NOW))
+        store.verified[name] = lie
+        store.publish_component(sign(Component(
+            expires=current.expires, version=current.version + 1, id=comp,
+            description=current.description, platforms=platforms, nightly=current.nightly),
+            [key]))
+        store.commit()
+    return name
+
+
+def test_bytes_with_the_signed_sha256_but_not_the_signed_sha512_are_not_kept(
+        tiup, bucket: Bucket, template: tuple[Path, Path], tmp_path: Path) -> None:
+    mirror, key = copy_upstream(template, tmp_path / "up")
+    liar = publish_with_wrong_sha512(mirror, key, "pd", "v8.5.9")
+    args = ("mirror", "clone", bucket.url, "--full", "-o", "linux", "-a", "amd64",
+            "--source", str(mirror), "--key-dir", str(tmp_path / "keys"))
+    r = tiup(*args)
+    # the server took the bytes (their sha256 is the signed one); tiup hashed what it
+    # sent, found the sha512 wrong, and deleted the object: nothing names it, nothing
+    # of it is left for a later run to adopt
+    assert r.returncode == 1, r.output
+    assert "Failed to fetch 1 files" in r.stdout, r.output
+    assert f"/{liar}" in r.stdout and "sha512" in r.stdout, r.output
+    assert "checked as it was sent" in r.stdout, r.output
+    stored = {k.split("/")[-1] for k in bucket.objects()}
+    assert liar not in stored
+    assert len([n for n in stored if n.endswith(".tar.gz")]) == 10
+    verify = tiup("mirror", "verify", bucket.url)
+    assert verify.returncode == 0 and ": 0 errors" in verify.stdout, verify.output
+    # a re-run fails the same way (the source is still wrong) and adopts nothing
+    r = tiup(*args)
+    assert r.returncode == 1 and f"/{liar}" in r.stdout, r.output
+    assert liar not in {k.split("/")[-1] for k in bucket.objects()}
+
+
+def test_a_sent_body_is_hashed_once_per_attempt_and_never_sent_short(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4096
+    path = tmp_path / "f"
+    path.write_bytes(data + b"tail that is not sent")
+    with open(path, "rb", buffering=0) as fh:
+        body = SentBody(fh, len(data), str(path))
+        assert len(body) == len(data) and body.tell() == 0
+        assert body.read(1000) == data[:1000]
+        assert body.sent_sha512() is None  # not all sent yet
+        assert body.seek(0) == 0  # a retry starts again, and so does the hash
+        assert body.read() == data and body.read(10) == b""
+        assert body.sent_sha512() == hashlib.sha512(data).hexdigest()
+        assert body.seek(0, io.SEEK_END) == len(data)  # where it is: nothing changes
+        with pytest.raises(OSError):
+            body.seek(5)  # sent from its start only
+    path.write_bytes(data[:5000])  # the file shrank under the upload
+    with open(path, "rb", buffering=0) as fh:
+        body = SentBody(fh, len(data), str(path))
+        with pytest.raises(IntegrityError) as caught:
+            body.read(1 << 20)
+    assert caught.value.code == NOT_VERIFIED
+    assert "ended after 5000 of its" in caught.value.message

@@ -54,7 +54,7 @@ from tiup.errors import (
     TiupError,
 )
 from tiup.hashing import CHUNK, FileInfo, Hasher
-from tiup.manifest.names import object_name, s3_address
+from tiup.manifest.names import is_hex_digest, object_name, s3_address
 from tiup.repository.storage import CHANGED, EXISTS, Entry, Mode, Storage, Tag, Transaction, Write
 from tiup.settings import Settings, current
 from tiup.transport.base import Fetcher
@@ -85,6 +85,9 @@ request_hook: Callable[[str], None] | None = None
 NOT_VERIFIED = "not-the-verified-bytes"
 #: the server's answers to a body that does not match its signed sha256 / Content-MD5
 _DIGEST_MISMATCH = ("XAmzContentSHA256Mismatch", "BadDigest")
+#: botocore's name (``botocore.auth.AUTH_TYPE_MAPS``) of tiup's signer of PUTs that
+#: claim their bytes' sha256 (:func:`_claimed_sha256_signer`)
+CLAIMED_SHA256_SIGNER = "tiup-s3v4-claimed-sha256"
 
 
 def is_s3(address: str) -> bool:
@@ -122,6 +125,7 @@ def make_client(settings: Settings | None = None) -> Any:
     )
     client = botocore.session.get_session().create_client("s3", config=config)
     _tune_connections(client)
+    _sign_claimed_sha256(client)
     if request_hook is not None:
         hook = request_hook
 
@@ -173,22 +177,65 @@ def _tune_connections(client: Any) -> None:
         classes[scheme] = type(pool.__name__, (pool,), {"ConnectionCls": TunedConnection})
 
 
+def _sign_claimed_sha256(client: Any) -> None:
+    """Sign a PutObject whose body is a :class:`SentBody` (a clone's tarball, sent from
+    the source's file, whose sha512 tiup checks on the bytes it sends) with the sha256 it
+    claims (``x-amz-meta-sha256``, the signed manifest's) as its payload hash, instead of
+    letting botocore read the whole file once more to hash it before sending it. The
+    server hashes the body it receives and refuses it unless it has the signed sha256
+    (``XAmzContentSHA256Mismatch``; AWS S3 and Ceph RGW check it): so what is stored
+    under the claim has the claimed sha256, checked on the bytes that were sent, and
+    the file is read once. Every other request (and a claim that is not a sha256
+    digest) is signed as botocore signs it, with its own hash of the body, which
+    :func:`_payload_guard` compares with the claim before anything is sent."""
+    import botocore.auth
+
+    if CLAIMED_SHA256_SIGNER not in botocore.auth.AUTH_TYPE_MAPS:
+        class ClaimedSha256Auth(botocore.auth.S3SigV4Auth):  # type: ignore[misc]
+            def payload(self, request: Any) -> str:
+                claimed = _header(request, f"x-amz-meta-{SHA256_META}")
+                if request.method == "PUT" and isinstance(request.body, SentBody) \
+                        and is_hex_digest(claimed, 64):
+                    return str(claimed)
+                return str(super().payload(request))
+
+        botocore.auth.AUTH_TYPE_MAPS[CLAIMED_SHA256_SIGNER] = ClaimedSha256Auth
+
+    def choose(signature_version: Any = None, signing_name: Any = None,
+               context: Any = None, **_: Any) -> str | None:
+        # only where botocore would sign with its S3 SigV4 signer ("v4" that its own
+        # generic choose-signer handler, called after this one, turns into "s3v4"): not
+        # an anonymous client, not SigV4a or S3 Express, not an unsigned-body operation
+        auth_type = (context or {}).get("auth_type")
+        if signing_name == "s3" and signature_version in ("v4", "s3v4") \
+                and auth_type in (None, "v4", "s3v4"):
+            return CLAIMED_SHA256_SIGNER
+        return None
+
+    client.meta.events.register("choose-signer.s3.PutObject", choose,
+                                unique_id="tiup-claimed-sha256")
+
+
+def _header(request: Any, name: str) -> str | None:
+    value = request.headers.get(name)
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return None if value is None else str(value)
+
+
 def _payload_guard(request: Any, **_: Any) -> None:
     """A PUT that claims ``x-amz-meta-sha256`` (the value a later writer adopts an existing
     object by, :meth:`S3Storage._same_bytes`) must be signed with exactly that payload
-    sha256: the bytes botocore read to sign are the verified ones, and the server refuses
-    a body that differs from the signed sha256 (``XAmzContentSHA256Mismatch``). So bytes
-    that changed after verification can never be stored under a claim of the verified
-    sha256. Runs on botocore's ``before-send``, after signing (and again on a retry)."""
-    headers = request.headers
-    claimed = headers.get(f"x-amz-meta-{SHA256_META}")
+    sha256, and the server refuses a body that differs from the signed sha256
+    (``XAmzContentSHA256Mismatch``). For a :class:`SentBody`, tiup's signer
+    (:func:`_sign_claimed_sha256`) signs the claim itself; otherwise the signed sha256 is
+    botocore's hash of the bytes it read, which must be the claim. So bytes that changed
+    after verification can never be stored under a claim of the verified sha256. Runs
+    on botocore's ``before-send``, after signing (and again on a retry)."""
+    claimed = _header(request, f"x-amz-meta-{SHA256_META}")
     if claimed is None:
         return
-    signed = headers.get("X-Amz-Content-SHA256")
-    if isinstance(claimed, bytes):
-        claimed = claimed.decode("ascii", "replace")
-    if isinstance(signed, bytes):
-        signed = signed.decode("ascii", "replace")
+    signed = _header(request, "X-Amz-Content-SHA256")
     if signed != claimed:
         where = str(getattr(request, "url", "")).split("?", 1)[0]
         raise IntegrityError(
@@ -515,7 +562,8 @@ class S3Storage(Storage):
             if _status(exc)[0] in _DIGEST_MISMATCH:
                 raise IntegrityError(
                     f"{self.location_of(name)}: the server refused the upload, its bytes "
-                    "changed while they were sent", file=self.location_of(name),
+                    "are not the verified ones (not the signed sha256)",
+                    file=self.location_of(name),
                     code=NOT_VERIFIED,
                     hint="the source file changed after it was verified; run the command "
                          "again") from exc
@@ -653,14 +701,18 @@ class S3Storage(Storage):
         if not self._same_bytes(name, info):
             raise _tarball_conflict(self, name)
 
-    def upload_body(self, name: str, body: BinaryIO, info: FileInfo) -> None:
-        """Create ``name`` (at most :data:`MULTIPART_THRESHOLD` bytes) from an open file,
-        whose bytes from its current position must be ``info``'s: one PUT
-        ``If-None-Match: *`` signed with ``info.sha256`` (see :func:`_payload_guard`).
-        Identical bytes already there are kept.
+    def upload_body(self, name: str, body: BinaryIO | SentBody, info: FileInfo) -> bool:
+        """Create ``name`` (at most :data:`MULTIPART_THRESHOLD` bytes) from a body whose
+        bytes must be ``info``'s: one PUT ``If-None-Match: *`` that claims and is signed
+        with ``info.sha256`` (see :func:`_sign_claimed_sha256`), which the server checks
+        on the bytes it receives. Identical bytes already there are kept.
+
+        Returns:
+            True if this PUT stored the bytes, False if the same bytes were already there
+            (nothing was read from ``body``).
 
         Raises:
-            IntegrityError: the bytes read are not ``info``'s (``code`` NOT_VERIFIED):
+            IntegrityError: the bytes sent are not ``info``'s (``code`` NOT_VERIFIED):
                 nothing was stored.
             ConflictError: ``name`` holds other bytes (``code`` :data:`TARBALL_EXISTS`).
             RepositoryError: the upload failed.
@@ -668,11 +720,12 @@ class S3Storage(Storage):
         assert info.length <= MULTIPART_THRESHOLD
         try:
             self._put(name, body, if_none_match=True, sha256=info.sha256)
-            return
+            return True
         except ConflictError:
             pass
         if not self._same_bytes(name, info):
             raise _tarball_conflict(self, name)
+        return False
 
     def _multipart(self, name: str, source: Path, info: FileInfo) -> None:
         from boto3.s3.transfer import S3Transfer, TransferConfig
@@ -691,6 +744,62 @@ class S3Storage(Storage):
         except Exception as exc:  # s3transfer wraps failures in its own errors
             raise RepositoryError(f"cannot upload {self.location_of(name)}: {exc}",
                                   file=self.location_of(name)) from exc
+
+
+class SentBody:
+    """The first ``length`` bytes of an open file as a request body, hashed (sha512) as
+    botocore reads them to send them: what was sent is checked without reading the file
+    again. botocore reads a body once from its start, and again from its start when it
+    retries a request (each rewind starts the hash again).
+
+    Raises (from :meth:`read`):
+        IntegrityError: the file ended before ``length`` bytes (``code`` NOT_VERIFIED).
+    """
+
+    def __init__(self, fh: BinaryIO, length: int, where: str):
+        self._fh = fh
+        self._length = length
+        self._where = where
+        self._pos = 0
+        self._h512 = hashlib.sha512()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        target = base + offset
+        if target == self._pos:
+            return target
+        if target != 0:
+            raise OSError(f"{self._where} is sent from its start only")
+        self._fh.seek(0)
+        self._pos = 0
+        self._h512 = hashlib.sha512()
+        return 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self._length - self._pos
+        want = left if size is None or size < 0 else min(size, left)
+        data = self._fh.read(want) if want else b""
+        while len(data) < want:
+            more = self._fh.read(want - len(data))
+            if not more:
+                raise IntegrityError(
+                    f"{self._where} ended after {self._pos + len(data)} of its "
+                    f"{self._length} bytes while it was sent", file=self._where,
+                    code=NOT_VERIFIED, hint="the source file changed; run the command again")
+            data += more
+        self._h512.update(data)
+        self._pos += len(data)
+        return data
+
+    def sent_sha512(self) -> str | None:
+        """The sha512 of the bytes sent, once all ``length`` were read (else None)."""
+        return self._h512.hexdigest() if self._pos == self._length else None
 
 
 def _tarball_conflict(storage: S3Storage, name: str) -> ConflictError:

@@ -24,8 +24,10 @@ version ``max(previous + 1, source version)``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import os
 import shutil
 import tempfile
 import threading
@@ -216,9 +218,22 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     ring: KeyRing | None = found.ring
     fresh = ring is None
     # New keys (7 RSA-2048 keys, ≈0.4 s of CPU that releases the GIL) are generated
-    # while the tarballs download.
+    # while the tarballs download. Into a bucket, they are also saved and the new empty
+    # mirror they sign is written meanwhile (key files synced, a dozen small PUTs): a
+    # clone killed after that leaves a mirror that verifies, and its next run reuses
+    # the keys. Nothing names the tarballs until the manifests commit at the end.
+    key_dir = (key_dirs[0] if key_dirs else target / "keys") if in_bucket else target / "keys"
     keygen = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clone-keygen")
     new_keys = keygen.submit(CloneKeys.generate, 2, owner_key) if fresh else None
+    early: Future[tuple[CloneKeys, list[Path], list[str]]] | None = None
+    if new_keys is not None and in_bucket:
+        def keys_and_mirror(keys: Future[CloneKeys] = new_keys) -> tuple[
+                CloneKeys, list[Path], list[str]]:
+            made = keys.result()
+            saved = made.save(key_dir)
+            return made, saved, write_new_mirror(storage, made, now)
+
+        early = keygen.submit(keys_and_mirror)
     keygen.shutdown(wait=False)
     fetcher = updater.fetcher
     uploader = _Uploader(storage) if in_bucket else None
@@ -251,10 +266,13 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     report.resumed = len(fetched.resumed)
     report.failed.extend(sorted(fetched.failed.values()))
 
-    if new_keys is not None:
+    if early is not None:
+        keys, report.key_files, written = early.result()
+        report.written += written
+        ring = keys.keyring()
+    elif new_keys is not None:
         keys = new_keys.result()
-        report.key_files = keys.save(
-            (key_dirs[0] if key_dirs else target / "keys") if in_bucket else target / "keys")
+        report.key_files = keys.save(key_dir)
         report.written += write_new_mirror(storage, keys, now)
         ring = keys.keyring()
     else:
@@ -289,9 +307,9 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     return report
 
 
-#: Called with (name, source file) after a tarball of a local source is verified and
-#: before it is uploaded from that file (tests change the file there).
-verified_hook: Callable[[str, Path], None] | None = None
+#: Called with (name, source file) after a tarball's file in a local source is opened and
+#: found to have the signed length, before its bytes are sent (tests change the file there).
+upload_hook: Callable[[str, Path], None] | None = None
 
 
 class _Uploader:
@@ -312,21 +330,23 @@ class _Uploader:
 
     def from_local(self, fetcher: LocalFetcher, jobs: Sequence[FileJob], threads: int,
                    progress: ProgressSink | None) -> FetchResult:
-        """Verify each tarball in the local source's own file and upload it from there:
-        no copy into the spool, and each byte hashed once by each algorithm.
+        """Upload each tarball straight from the local source's own file, verifying the
+        bytes as they are sent: no copy into the spool, and the file read once.
 
-        This pass checks the length and the sha512. The PUT then carries the manifest's
-        sha256 as the object's ``x-amz-meta-sha256`` (what a later writer adopts an
-        existing object by) and must be signed with it as its payload sha256: botocore
-        hashes the file to sign it and
-        :func:`~tiup.repository.s3_storage._payload_guard` refuses to send if that is not
-        the manifest's sha256; the server refuses a body that is not the signed sha256
-        (``XAmzContentSHA256Mismatch``). So what is stored under the name has the
-        manifest's length and sha256, and bytes that changed after this pass (another
-        process writing the source) are never stored (nor adopted): that would take a
-        second preimage of sha256. A refused file is a failed file of the clone, as in
+        The PUT claims the signed manifest's sha256 (``x-amz-meta-sha256``, what a later
+        writer adopts an existing object by) and is signed with it as its payload hash
+        (:func:`~tiup.repository.s3_storage._sign_claimed_sha256`): the server refuses a
+        body without that sha256 (``XAmzContentSHA256Mismatch``), so bytes that changed
+        after the manifest was verified (another process writing the source) are never
+        stored, nor adopted later. The sha512 of the bytes sent is checked against the
+        manifest after the PUT; an object whose sha512 differs (a source manifest whose
+        two hashes disagree) is deleted again. A tarball already in the bucket with the
+        manifest's sha256 is kept, after the source file's length, sha256 and sha512 are
+        checked. A refused file is a failed file of the clone, as in
         :class:`DownloadPool`; a tarball name holding other bytes in the bucket raises
         (ConflictError) as the spooled uploads do."""
+        from tiup.repository.s3_storage import SentBody
+
         sink = progress or ProgressSink()
         result = FetchResult()
         todo = sorted(jobs, key=lambda j: -j.length)
@@ -337,26 +357,43 @@ class _Uploader:
                 result.failed[job.name] = (f"/{job.name}", reason)
             sink.finish(job.name, False)
 
+        def wrong(job: FileJob, info: FileInfo) -> str | None:
+            bad = hashing.mismatches(job.name, info, job, where="the signed manifest")
+            return bad[0].reason if bad else None
+
         def one(job: FileJob) -> None:
             sink.start(job.name, job.length)
             if not job.sha256:
                 fail(job, "the signed manifest gives no sha256")
                 return
+            where = fetcher.location(job.name)
             try:
-                with fetcher.open_file(job.name, job.length) as body:
-                    length, sha512 = _length_sha512(body)
-                    info = FileInfo(length, job.sha256.lower(), sha512)
-                    if length != job.length or (job.sha512 and
-                                                sha512 != job.sha512.lower()):
-                        wrong = hashing.mismatches(job.name, info, job,
-                                                   where="the signed manifest")[0]
-                        fail(job, wrong.reason)
+                with fetcher.open_file(job.name, job.length) as fh:
+                    size = os.fstat(fh.fileno()).st_size
+                    if size != job.length:
+                        fail(job, wrong(job, FileInfo(size, "", "")) or "wrong length")
                         return
-                    if verified_hook is not None:
-                        verified_hook(job.name, Path(fetcher.location(job.name)))
-                    body.seek(0)
-                    # the sha256 is checked on the bytes as they are sent (see above)
-                    self.storage.upload_body(job.name, body, info)
+                    if upload_hook is not None:
+                        upload_hook(job.name, Path(where))
+                    body = SentBody(fh, job.length, where)
+                    claimed = FileInfo(job.length, job.sha256.lower(), job.sha512.lower())
+                    if self.storage.upload_body(job.name, body, claimed):
+                        sent = FileInfo(job.length, claimed.sha256, body.sent_sha512() or "")
+                        reason = wrong(job, sent)
+                        if reason is not None:
+                            # never committed; if this delete fails, the object (with
+                            # the signed sha256) is an orphan that prune removes
+                            with contextlib.suppress(TiupError):
+                                self.storage.delete(job.name)
+                            fail(job, f"{reason} (checked as it was sent)")
+                            return
+                    else:  # the bucket holds these bytes already: check the source's
+                        fh.seek(0)
+                        sent = _file_info(fh)
+                        reason = wrong(job, sent)
+                        if reason is not None:
+                            fail(job, reason)
+                            return
             except FetchError as exc:
                 fail(job, exc.reason)
                 return
@@ -365,13 +402,13 @@ class _Uploader:
                           f"(checked as they were sent: {exc.message})")
                 return
             except OSError as exc:
-                fail(job, f"cannot read {fetcher.location(job.name)}: {exc.strerror or exc}")
+                fail(job, f"cannot read {where}: {exc.strerror or exc}")
                 return
             with self._lock:
                 self.done.add(job.name)
-                result.verified[job.name] = info
+                result.verified[job.name] = sent
                 result.downloaded.append(job.name)
-                result.bytes_downloaded += info.length
+                result.bytes_downloaded += sent.length
             sink.advance(job.name, job.length)
             sink.finish(job.name, True)
 
@@ -400,16 +437,14 @@ class _Uploader:
             fut.result()
 
 
-def _length_sha512(body: BinaryIO) -> tuple[int, str]:
-    """Length and sha512 of the rest of an open file (one reused buffer)."""
-    h512 = hashlib.sha512()
+def _file_info(body: BinaryIO) -> FileInfo:
+    """Length, sha256 and sha512 of the rest of an open file (one reused buffer)."""
+    hasher = hashing.Hasher()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    length = 0
     while n := body.readinto(buf):  # type: ignore[attr-defined]
-        h512.update(view[:n])
-        length += n
-    return length, h512.hexdigest()
+        hasher.update(view[:n])
+    return hasher.info()
 
 
 def _local_source(fetcher: Fetcher) -> LocalFetcher | None:
