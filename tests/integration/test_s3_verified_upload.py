@@ -45,6 +45,17 @@ def flip(path: Path) -> bytes:
     return old
 
 
+def tarball_file(tmp_path: Path, *, flipped: bool = False) -> tuple[bytes, FileInfo, Path]:
+    """Bytes, their length and hashes (what a manifest vouches for), and a tarball file
+    holding them, or (``flipped``) holding them after another process rewrote it."""
+    good = b"verified bytes\n" * 1000
+    path = tmp_path / "x-v1.0.0-linux-amd64.tar.gz"
+    path.write_bytes(good)
+    if flipped:
+        flip(path)
+    return good, FileInfo.of_bytes(good), path
+
+
 def test_a_source_file_changed_after_verification_is_not_uploaded(
         tiup, bucket: Bucket, template: tuple[Path, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,11 +93,7 @@ def test_a_source_file_changed_after_verification_is_not_uploaded(
 def test_bytes_that_are_not_the_verified_ones_are_refused_without_hashing_them_first(
         bucket: Bucket, tmp_path: Path) -> None:
     storage = S3Storage(bucket.url)
-    good = b"verified bytes\n" * 1000
-    info = FileInfo.of_bytes(good)
-    path = tmp_path / "x-v1.0.0-linux-amd64.tar.gz"
-    path.write_bytes(good)
-    flip(path)
+    good, info, path = tarball_file(tmp_path, flipped=True)
     reads: list[int] = []
 
     class Counting(io.FileIO):
@@ -110,11 +117,7 @@ def test_a_plain_file_body_is_hashed_to_sign_it_and_refused_before_it_is_sent(
     storage = S3Storage(bucket.url)
     # not a SentBody (a publish's staged tarball, a spooled one): botocore hashes the
     # body to sign it, and tiup's guard compares that with the claim before sending
-    good = b"verified bytes\n" * 1000
-    info = FileInfo.of_bytes(good)
-    path = tmp_path / "x-v1.0.0-linux-amd64.tar.gz"
-    path.write_bytes(good)
-    flip(path)
+    _good, info, path = tarball_file(tmp_path, flipped=True)
     with open(path, "rb") as body, pytest.raises(IntegrityError) as caught:
         storage.upload_body(path.name, body, info)
     assert caught.value.code == NOT_VERIFIED
@@ -126,10 +129,7 @@ def test_a_plain_file_body_is_hashed_to_sign_it_and_refused_before_it_is_sent(
 def test_the_server_refuses_a_body_that_changes_while_it_is_sent(
         bucket: Bucket, tmp_path: Path) -> None:
     storage = S3Storage(bucket.url)
-    good = b"verified bytes\n" * 1000
-    info = FileInfo.of_bytes(good)
-    path = tmp_path / "x-v1.0.0-linux-amd64.tar.gz"
-    path.write_bytes(good)
+    good, info, path = tarball_file(tmp_path)
     changed: list[str] = []
 
     def after_signing(request: Any, **_: Any) -> None:
