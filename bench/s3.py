@@ -474,6 +474,7 @@ split rows give RGW (with its OSD and monitor) core 0 and the client core 1, as 
 the object store runs on other machines: there the server's work decides, and the
 clone's extra share of it is the manifests' PUTs and the idle server while tiup starts
 and reads the source's metadata.
+
 A publish into a bucket pays the round trips of the protocol (verified
 read of timestamp, snapshot, index and the component; a HEAD for the next free version;
 the tarball and manifest PUTs with `If-None-Match`; snapshot and timestamp with
