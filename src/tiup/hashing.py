@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from tiup.errors import IntegrityError, TiupError
 
@@ -72,10 +72,15 @@ class FileInfo:
     @classmethod
     def of_file(cls, path: Path | str, chunk: int = CHUNK) -> FileInfo:
         """Length and hashes of a file, read once. Raises OSError."""
-        hasher = Hasher()
         with open(path, "rb") as fh:
-            while block := fh.read(chunk):
-                hasher.update(block)
+            return cls.of_stream(fh, chunk)
+
+    @classmethod
+    def of_stream(cls, fh: BinaryIO, chunk: int = CHUNK) -> FileInfo:
+        """Length and hashes of the rest of an open file, read once. Raises OSError."""
+        hasher = Hasher()
+        while block := fh.read(chunk):
+            hasher.update(block)
         return hasher.info()
 
 

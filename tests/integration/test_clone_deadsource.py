@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from clonekit import build_upstream, copy_upstream, publish_version, tarballs_in
+from clonekit import build_upstream_with_big_tikv, copy_upstream, tarballs_in
 from faultproxy import FlakyProxy
 from publishkit import ENV
 from servers import Fault, StaticServer
@@ -31,10 +31,7 @@ BIG = ("tikv-v9.0.0-linux-amd64.tar.gz", "tikv-v9.0.1-linux-amd64.tar.gz",
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("upstream")
     mirror, key = base / "mirror", base / "owner.json"
-    build_upstream(mirror, key)
-    for n in range(3):
-        publish_version(mirror, key, "tikv", f"v9.0.{n}", "linux/amd64",
-                        payload=os.urandom(300_000 + n))
+    build_upstream_with_big_tikv(mirror, key)
     return mirror, key
 
 

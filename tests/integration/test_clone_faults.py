@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clonekit import build_upstream, copy_upstream, publish_version, tarballs_in
+from clonekit import build_upstream_with_big_tikv, copy_upstream, tarballs_in
 from faultproxy import FlakyProxy
 from nginx import start_nginx, stop_nginx_process
 from publishkit import ENV, assert_valid
@@ -23,10 +23,7 @@ from tiup.hashing import FileInfo
 def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("upstream")
     mirror, key = base / "mirror", base / "owner.json"
-    build_upstream(mirror, key)
-    for n in range(3):
-        publish_version(mirror, key, "tikv", f"v9.0.{n}", "linux/amd64",
-                        payload=os.urandom(300_000 + n))
+    build_upstream_with_big_tikv(mirror, key)
     return mirror, key
 
 

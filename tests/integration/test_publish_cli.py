@@ -14,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from publishkit import ENV, NOW, assert_valid, audit, make_tarball
+from publishkit import ENV, NOW, assert_valid, audit, make_tarball, mirror_owned_by_jdoe
 from tiup.keys import generate, save_private_key
 from tiup.manifest.timefmt import parse_time
-from tiup.repository.admin import grant
-from tiup.repository.init import init_mirror
-from tiup.repository.keyring import load_keyring
-from tiup.repository.store import Store
 
 PLAT = ("--os", "linux", "--arch", "amd64")
 
@@ -28,14 +24,7 @@ PLAT = ("--os", "linux", "--arch", "amd64")
 @pytest.fixture
 def mirror(tmp_path: Path, clean_home: Path) -> Path:
     """A mirror with owner jdoe holding $TIUP_HOME/keys/private.json."""
-    key = generate()
-    save_private_key(clean_home / "keys" / "private.json", key)
-    m = tmp_path / "m"
-    init_mirror(m, NOW)
-    with Store(m, now=NOW, keyring=load_keyring([m / "keys"])) as store:
-        grant(store, "jdoe", "J. Doe", [key.keyinfo()])
-        store.commit()
-    return m
+    return mirror_owned_by_jdoe(tmp_path / "m", clean_home)
 
 
 def manifest(m: Path, comp: str = "hello") -> dict:  # type: ignore[type-arg]

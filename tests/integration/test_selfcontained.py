@@ -17,13 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from publishkit import ENV, NOW, assert_valid, make_tarball
+from publishkit import ENV, assert_valid, make_tarball, mirror_owned_by_jdoe
 from tiup.errors import InstallError
-from tiup.keys import generate, save_private_key
-from tiup.repository.admin import grant
-from tiup.repository.init import init_mirror
-from tiup.repository.keyring import load_keyring
-from tiup.repository.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 PLAT = ("--os", "linux", "--arch", "amd64")
@@ -31,14 +26,7 @@ PLAT = ("--os", "linux", "--arch", "amd64")
 
 @pytest.fixture
 def mirror(tmp_path: Path, clean_home: Path) -> Path:
-    key = generate()
-    save_private_key(clean_home / "keys" / "private.json", key)
-    m = tmp_path / "m"
-    init_mirror(m, NOW)
-    with Store(m, now=NOW, keyring=load_keyring([m / "keys"])) as store:
-        grant(store, "jdoe", "J. Doe", [key.keyinfo()])
-        store.commit()
-    return m
+    return mirror_owned_by_jdoe(tmp_path / "m", clean_home)
 
 
 def test_publishing_tiup_keeps_the_bootstrap_copy_the_newest_stable(

@@ -15,6 +15,7 @@ Components (tarballs hold an executable shell script ``<id>`` printing ``<id> <v
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -153,3 +154,12 @@ def copy_upstream(template: tuple[Path, Path], dest: Path) -> tuple[Path, Path]:
     shutil.copytree(template[0], dest / "mirror")
     shutil.copy(template[1], dest / "owner.json")
     return dest / "mirror", dest / "owner.json"
+
+
+def build_upstream_with_big_tikv(mirror: Path, key_path: Path) -> None:
+    """:func:`build_upstream`, then tikv v9.0.0-v9.0.2 (linux/amd64) with ~300 KB of
+    random bytes each: tarballs large enough to be cut or slowed mid-transfer."""
+    build_upstream(mirror, key_path)
+    for n in range(3):
+        publish_version(mirror, key_path, "tikv", f"v9.0.{n}", "linux/amd64",
+                        payload=os.urandom(300_000 + n))

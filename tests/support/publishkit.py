@@ -8,7 +8,12 @@ import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tiup.keys import generate, save_private_key
+from tiup.repository.admin import grant
 from tiup.repository.audit import audit_mirror
+from tiup.repository.init import init_mirror
+from tiup.repository.keyring import load_keyring
+from tiup.repository.store import Store
 from tiup.transport.local import LocalFetcher
 
 #: Fixed clock for every write in these tests (TIUP_TEST_NOW).
@@ -45,3 +50,15 @@ def assert_valid(mirror: Path, now: datetime = NOW) -> None:
 def copy_mirror(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+def mirror_owned_by_jdoe(mirror: Path, home: Path) -> Path:
+    """A new mirror at ``mirror`` with owner jdoe, whose key is
+    ``<home>/keys/private.json`` (where ``tiup mirror publish`` looks by default)."""
+    key = generate()
+    save_private_key(home / "keys" / "private.json", key)
+    init_mirror(mirror, NOW)
+    with Store(mirror, now=NOW, keyring=load_keyring([mirror / "keys"])) as store:
+        grant(store, "jdoe", "J. Doe", [key.keyinfo()])
+        store.commit()
+    return mirror

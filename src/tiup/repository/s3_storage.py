@@ -832,19 +832,15 @@ class S3Transaction(Transaction):
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="tiup-s3-staging-"))
         kept = self._dir / f"{len(self.files)}-{name}"
-        hasher = Hasher()
         try:
             try:
                 os.link(source, kept)
             except OSError:
                 shutil.copyfile(source, kept)
-            with open(kept, "rb") as fh:
-                while block := fh.read(CHUNK):
-                    hasher.update(block)
+            info = FileInfo.of_file(kept)
         except OSError as exc:
             raise RepositoryError(f"cannot read {source}: {exc.strerror or exc}",
                                   file=str(source)) from exc
-        info = hasher.info()
         self.files[name] = _Staged(info, path=kept)
         return info
 

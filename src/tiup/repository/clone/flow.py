@@ -36,7 +36,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from tiup import hashing
 from tiup.errors import (
@@ -46,7 +45,7 @@ from tiup.errors import (
     TiupError,
     UsageError,
 )
-from tiup.hashing import CHUNK, FileInfo
+from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey
 from tiup.manifest.models import Component, Index, VersionItem
 from tiup.reader import VerifiedMirror
@@ -389,7 +388,7 @@ class _Uploader:
                             return
                     else:  # the bucket holds these bytes already: check the source's
                         fh.seek(0)
-                        sent = _file_info(fh)
+                        sent = FileInfo.of_stream(fh)
                         reason = wrong(job, sent)
                         if reason is not None:
                             fail(job, reason)
@@ -435,16 +434,6 @@ class _Uploader:
         self.pool.shutdown(wait=True)
         for fut in self.futures:
             fut.result()
-
-
-def _file_info(body: BinaryIO) -> FileInfo:
-    """Length, sha256 and sha512 of the rest of an open file (one reused buffer)."""
-    hasher = hashing.Hasher()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    while n := body.readinto(buf):  # type: ignore[attr-defined]
-        hasher.update(view[:n])
-    return hasher.info()
 
 
 def _local_source(fetcher: Fetcher) -> LocalFetcher | None:
