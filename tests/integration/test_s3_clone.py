@@ -12,6 +12,7 @@ import pytest
 
 import s3kill
 from clonekit import build_upstream, copy_upstream, publish_version
+from publishkit import make_tarball
 from s3kit import Bucket
 
 
@@ -133,3 +134,24 @@ def test_a_fresh_clone_killed_before_its_commit_leaves_a_mirror_and_its_keys(
     # the run went on with the saved keys: clients that trusted the new root still do
     assert {p.name: p.read_bytes() for p in keys.iterdir()} == saved
     verify_ok(tiup, bucket.url, orphans_ok=True)
+
+
+def test_a_local_clone_of_a_public_bucket_skips_the_bootstrap_copies_it_lacks(
+        tiup, bucket: Bucket, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    for args in (("mirror", "init", bucket.url, "--key-dir", str(keys), "--public-read"),
+                 ("mirror", "genkey"),
+                 ("mirror", "--repo", bucket.url, "grant", "alice", "--key-dir", str(keys))):
+        r = tiup(*args)
+        assert r.returncode == 0, r.output
+    tar = make_tarball(tmp_path / "hello.tar.gz")
+    r = tiup("mirror", "--repo", bucket.url, "publish", "hello", "v0.0.1", str(tar), "hello",
+             "--os", "linux", "--arch", "amd64", "--key-dir", str(keys))
+    assert r.returncode == 0, r.output
+    # anonymous HTTP: RGW answers 403 (not 404) for the missing tiup-linux-amd64.tar.gz,
+    # which the clone treats as absent, as a 404
+    r = tiup("mirror", "clone", str(tmp_path / "local"), "--full", "-o", "linux", "-a",
+             "amd64", "--source", bucket.http)
+    assert r.returncode == 0, r.output
+    assert "TiUP doesn't have linux/amd64, skipped" in r.output, r.output
+    assert (tmp_path / "local" / "hello-v0.0.1-linux-amd64.tar.gz").is_file()

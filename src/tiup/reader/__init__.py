@@ -30,7 +30,6 @@ from tiup.errors import (
     ExpiredError,
     FetchError,
     IntegrityError,
-    NotFoundError,
     SignatureError,
     SizeLimitError,
     TiupError,
@@ -38,7 +37,7 @@ from tiup.errors import (
 )
 from tiup.manifest.models import Component, Index
 from tiup.manifest.names import versioned_url
-from tiup.transport.base import FORBIDDEN, Fetcher
+from tiup.transport.base import Fetcher, is_absent
 
 #: How often a snapshot that does not match the timestamp is re-read (a writer
 #: replacing the pair between our two reads, or a cache in front of the mirror).
@@ -110,10 +109,8 @@ def probe_root(fetch: Callable[[str, int], bytes], version: int) -> tuple[bytes,
     name = f"{version}.root.json"
     try:
         return fetch(name, trust.MAX_ROOT_SIZE), name
-    except NotFoundError:
-        return None
     except FetchError as exc:
-        if exc.code == FORBIDDEN:
+        if is_absent(exc):
             return None
         raise
 

@@ -32,6 +32,16 @@ from tiup.transport.speed import Clock, SpeedRule
 FORBIDDEN = "forbidden"
 
 
+def is_absent(exc: BaseException) -> bool:
+    """True if a failed fetch means "no such file": a 404, or the 403 with which object
+    stores answer readers that may not list the bucket. Only for files that may be
+    missing (the next root, a source's unsigned bootstrap copy), never for signed ones."""
+    from tiup.errors import FetchError, NotFoundError
+
+    return isinstance(exc, NotFoundError) or (isinstance(exc, FetchError)
+                                              and exc.code == FORBIDDEN)
+
+
 class Fetcher(ABC):
     """Reads files of one mirror by their name relative to the mirror root.
 

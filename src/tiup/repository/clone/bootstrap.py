@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tiup.errors import FetchError, InvalidNameError, NotFoundError, RepositoryError
+from tiup.errors import FetchError, InvalidNameError, RepositoryError
 from tiup.fsutil import atomic_write
 from tiup.manifest import versions as V
 from tiup.manifest.models import VersionItem
@@ -19,7 +19,7 @@ from tiup.manifest.names import check_item_url
 from tiup.repository.clone.fetch import WORK_DIR, FetchResult
 from tiup.repository.clone.plan import CloneOptions, CloneReport
 from tiup.repository.store import Store
-from tiup.transport.base import Fetcher
+from tiup.transport.base import Fetcher, is_absent
 
 LOCAL_INSTALL = "local_install.sh"
 #: the source's bootstrap tarball (unverified fallback) may be at most this large
@@ -80,11 +80,11 @@ def _download_bootstrap(fetcher: Fetcher, boot: str, target: Path,
     path = target / WORK_DIR / boot
     try:
         fetcher.download(boot, path, expected_length=BOOTSTRAP_CAP)
-    except NotFoundError:
-        report.notes.append(f"TiUP doesn't have {boot[5:-7].replace('-', '/')}, skipped")
-        return None
     except FetchError as exc:
-        report.failed.append((f"/{boot}", exc.reason))  # one short summary line
+        if is_absent(exc):  # a 404, or an object store's 403 for a missing object
+            report.notes.append(f"TiUP doesn't have {boot[5:-7].replace('-', '/')}, skipped")
+        else:
+            report.failed.append((f"/{boot}", exc.reason))  # one short summary line
         return None
     return path
 
