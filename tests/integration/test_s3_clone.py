@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 import s3kill
-from clonekit import build_upstream, copy_upstream, publish_version
+from clonekit import build_upstream, copy_upstream, publish_version, watch_ahead
 from publishkit import make_tarball
 from s3kit import Bucket
+from tiup.repository.clone import flow
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,35 @@ def test_a_local_clone_of_a_public_bucket_skips_the_bootstrap_copies_it_lacks(
     assert r.returncode == 0, r.output
     assert "TiUP doesn't have linux/amd64, skipped" in r.output, r.output
     assert (tmp_path / "local" / "hello-v0.0.1-linux-amd64.tar.gz").is_file()
+
+
+def test_the_manifests_are_signed_while_the_tarballs_upload(
+        tiup, bucket: Bucket, template: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each upload waits until the manifests are signed: a clone that signed them only
+    after its uploads could not get past the first one (the wait would run out)."""
+    mirror, _key = copy_upstream(template, tmp_path / "up")
+    signed, used = watch_ahead(monkeypatch)
+    waited: list[bool] = []
+    monkeypatch.setattr(flow, "upload_hook",
+                        lambda name, path: waited.append(signed.wait(s3kill.REACH_TIMEOUT)))
+    args = ("mirror", "clone", bucket.url + "/ahead", "--full", "-o", "linux", "-a", "amd64",
+            "--source", str(mirror), "--key-dir", str(tmp_path / "k1"))
+    r = tiup(*args)
+    assert r.returncode == 0, r.output
+    assert len(waited) == 10 and all(waited), waited
+    assert used == [True]
+    verify_ok(tiup, bucket.url + "/ahead")
+    ahead = [line for line in r.stdout.splitlines() if line.startswith("Cloned ")]
+
+    # the same clone signing after the uploads writes the same objects, says the same
+    monkeypatch.setattr(flow, "_sign_ahead", lambda *args, **kwargs: None)
+    monkeypatch.setattr(flow, "upload_hook", None)
+    r = tiup("mirror", "clone", bucket.url + "/after", *args[3:-1], str(tmp_path / "k2"))
+    assert r.returncode == 0, r.output
+    verify_ok(tiup, bucket.url + "/after")
+    assert ahead and ahead == [line for line in r.stdout.splitlines()
+                               if line.startswith("Cloned ")], r.output
+    names = {k.split("/", 1)[1]: k for k in bucket.objects()}
+    assert {n for n in names if n.startswith("ahead/")} == \
+        {"ahead/" + n.split("/", 1)[1] for n in names if n.startswith("after/")}

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from clonekit import build_upstream, copy_upstream, tarball_bytes, tarball_name
+from clonekit import build_upstream, copy_upstream, tarball_bytes, tarball_name, watch_ahead
 from publishkit import NOW
 from s3kit import Bucket
 from tiup.errors import IntegrityError
@@ -200,12 +200,15 @@ def publish_with_wrong_sha512(mirror: Path, key_path: Path, comp: str, version: 
 
 
 def test_bytes_with_the_signed_sha256_but_not_the_signed_sha512_are_not_kept(
-        tiup, bucket: Bucket, template: tuple[Path, Path], tmp_path: Path) -> None:
+        tiup, bucket: Bucket, template: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     mirror, key = copy_upstream(template, tmp_path / "up")
     liar = publish_with_wrong_sha512(mirror, key, "pd", "v8.5.9")
     args = ("mirror", "clone", bucket.url, "--full", "-o", "linux", "-a", "amd64",
             "--source", str(mirror), "--key-dir", str(tmp_path / "keys"))
+    _signed, used = watch_ahead(monkeypatch)
     r = tiup(*args)
+    assert used == [False]  # the manifests signed during the uploads name it: not used
     # the server took the bytes (their sha256 is the signed one); tiup hashed what it
     # sent, found the sha512 wrong, and deleted the object: nothing names it, nothing
     # of it is left for a later run to adopt

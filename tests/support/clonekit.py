@@ -18,7 +18,11 @@ import io
 import os
 import shutil
 import tarfile
+import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from publishkit import NOW
 from tiup.hashing import FileInfo
@@ -26,6 +30,7 @@ from tiup.keys import PrivateKey, generate, load_private_key, save_private_key
 from tiup.manifest.models import Component, VersionItem
 from tiup.manifest.timefmt import format_time
 from tiup.repository.admin import grant
+from tiup.repository.clone import flow
 from tiup.repository.init import init_mirror
 from tiup.repository.keyring import load_keyring
 from tiup.repository.store import IndexFlags, Store, sign
@@ -163,3 +168,26 @@ def build_upstream_with_big_tikv(mirror: Path, key_path: Path) -> None:
     for n in range(3):
         publish_version(mirror, key_path, "tikv", f"v9.0.{n}", "linux/amd64",
                         payload=os.urandom(300_000 + n))
+
+
+def watch_ahead(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[bool]]:
+    """Set the event when the clone has signed its manifests ahead; record each answer
+    of whether they could be used (every file arrived as signed)."""
+    signed = threading.Event()
+    used: list[bool] = []
+    sign_ahead, holds = flow._sign_ahead, flow._Ahead.holds
+
+    def signing(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return sign_ahead(*args, **kwargs)
+        finally:
+            signed.set()
+
+    def checking(self: flow._Ahead, fetched: Any) -> bool:
+        used.append(holds(self, fetched))
+        return used[-1]
+
+    monkeypatch.setattr(flow, "_sign_ahead", signing)
+    monkeypatch.setattr(flow._Ahead, "holds", checking)
+    return signed, used
+

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -69,8 +70,10 @@ TARBALL_EXISTS = "tarball-exists"
 #: S3's limit of a single PUT.
 MULTIPART_THRESHOLD = 5 << 30
 PART_SIZE = 16 << 20
-#: parallel uploads of one commit group (and parts of one multipart upload)
-UPLOAD_THREADS = 8
+#: parallel uploads of one commit group, and of a clone's tarballs. More requests in
+#: flight than s3transfer's 10 keep the server busy while tiup hashes what it sends
+#: (bench/s3.py: 8 → 16 cut a 1 GiB clone into RGW by about 7%)
+UPLOAD_THREADS = 16
 #: how much of a request body one socket write sends
 SEND_BLOCK = 1 << 20
 #: first_free asks with HEADs this many times per transaction, then lists the mirror once
@@ -119,11 +122,14 @@ def make_client(settings: Settings | None = None) -> Any:
         # and length are checked by tiup itself
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        max_pool_connections=32,
+        max_pool_connections=2 * UPLOAD_THREADS,
         connect_timeout=s.http.connect_timeout or None,
         read_timeout=s.http.read_timeout or None,
     )
-    client = botocore.session.get_session().create_client("s3", config=config)
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_parse_time)
+    client = session.create_client("s3", config=config)
     _tune_connections(client)
     _sign_claimed_sha256(client)
     if request_hook is not None:
@@ -135,6 +141,22 @@ def make_client(settings: Settings | None = None) -> Any:
 
         client.meta.events.register("before-call.s3", before)
     return client
+
+
+def _parse_time(value: Any) -> datetime:
+    """A response's timestamp (``LastModified``): S3's ISO 8601 form read by
+    :meth:`datetime.fromisoformat` (about 30 times faster than botocore's general parser,
+    which a listing calls once per object), any other form by botocore's parser."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    from botocore.utils import parse_timestamp
+
+    return parse_timestamp(value)  # type: ignore[no-any-return]
 
 
 def _tune_connections(client: Any) -> None:

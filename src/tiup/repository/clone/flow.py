@@ -247,16 +247,42 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     pool = DownloadPool(fetcher, target, jobs=jobs, progress=progress,
                         give_up=settings.clone_give_up,
                         on_verified=uploader.submit if uploader is not None else None)
-    try:
-        if direct:
-            assert uploader is not None and local is not None
-            fetched = uploader.from_local(local, direct, jobs, progress)
-            fetched = _merged(fetched, pool.run(spooled)) if spooled else fetched
-        else:
-            fetched = pool.run(spooled)
-    finally:
-        if uploader is not None:
-            uploader.wait()
+
+    def transfer() -> FetchResult:
+        try:
+            if direct:
+                assert uploader is not None and local is not None
+                got = uploader.from_local(local, direct, jobs, progress)
+                return _merged(got, pool.run(spooled)) if spooled else got
+            return pool.run(spooled)
+        finally:
+            if uploader is not None:
+                uploader.wait()
+
+    ahead: _Ahead | None = None
+    if in_bucket:
+        # the manifests are signed while the tarballs upload (the main thread has nothing
+        # else to do meanwhile), assuming every file arrives; used only if they all did
+        moving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clone-transfer")
+        transferring = moving.submit(transfer)
+        moving.shutdown(wait=False)
+        try:
+            if early is not None:
+                keys, report.key_files, written = early.result()
+                report.written += written
+                ring = keys.keyring()
+                early = None
+            if ring is not None:
+                ahead = _sign_ahead(storage, now, ring, settings, plans, wanted, report)
+        finally:
+            try:
+                fetched = transferring.result()
+            except BaseException:
+                if ahead is not None:
+                    ahead.store.close()
+                raise
+    else:
+        fetched = transfer()
     for name in clashes:
         fetched.failed[name] = ("/" + name, "two versions name this file with different contents")
     report.downloaded = len(fetched.downloaded)
@@ -269,18 +295,28 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
         keys, report.key_files, written = early.result()
         report.written += written
         ring = keys.keyring()
-    elif new_keys is not None:
+    elif new_keys is not None and ring is None:
         keys = new_keys.result()
         report.key_files = keys.save(key_dir)
         report.written += write_new_mirror(storage, keys, now)
         ring = keys.keyring()
-    else:
+    elif not fresh:
         report.reused_keys = True
     assert ring is not None
-    store = Store(storage, now=now, keyring=ring, lifetimes=CLONE_LIFETIMES, settings=settings)
-    with store:
+    if ahead is not None and not ahead.holds(fetched):
+        ahead.store.close()
+        ahead = None
+    if ahead is not None:
+        store, changed = ahead.store, ahead.changed
+        ahead.report_into(report)
+    else:
+        store = Store(storage, now=now, keyring=ring, lifetimes=CLONE_LIFETIMES,
+                      settings=settings)
+        store.open()
+    try:
         store.verified.update(fetched.verified)
-        changed = _write_components(store, plans, fetched, ring, report)
+        if ahead is None:
+            changed = _write_components(store, plans, fetched, ring, report)
         if uploader is not None:
             # uploaded while the others downloaded (tarballs first: nothing names them
             # until the manifests below commit); any not uploaded yet go with the commit
@@ -294,6 +330,8 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
                                        fetched, opts, report, fetcher)
         if changed or fresh:
             report.written += store.commit()
+    finally:
+        store.close()
     if in_bucket:
         if not fetched.failed:
             shutil.rmtree(target, ignore_errors=True)
@@ -304,6 +342,55 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
     if not fetched.failed:
         remove_work_dir(target)
     return report
+
+
+@dataclass
+class _Ahead:
+    """The component manifests of a clone into a bucket, signed and staged while its
+    tarballs upload, assuming every file arrives with its signed length and hashes."""
+
+    store: Store
+    changed: bool
+    assumed: dict[str, FileInfo]
+    #: what signing them reported (components, versions, updated, dropped, warnings)
+    scratch: CloneReport
+
+    def holds(self, fetched: FetchResult) -> bool:
+        """The assumption held: no file failed, and each arrived as the manifest says."""
+        return not fetched.failed and all(fetched.verified.get(name) == info
+                                          for name, info in self.assumed.items())
+
+    def report_into(self, report: CloneReport) -> None:
+        report.components += self.scratch.components
+        report.versions += self.scratch.versions
+        report.updated += self.scratch.updated
+        report.dropped += self.scratch.dropped
+        report.warnings += self.scratch.warnings
+
+
+def _sign_ahead(storage: Storage, now: datetime, ring: KeyRing, settings: Settings,
+                plans: list[_Plan], wanted: dict[str, FileJob],
+                report: CloneReport) -> _Ahead | None:
+    """Sign and stage the manifests as if every tarball of ``wanted`` will arrive as its
+    manifest says (nothing is written until the commit, after they did: see
+    :meth:`_Ahead.holds`). None if that fails: the usual path after the transfer then
+    meets the same error and reports it."""
+    assumed = {name: FileInfo(job.length, job.sha256.lower(), job.sha512.lower())
+               for name, job in wanted.items()}
+    store = Store(storage, now=now, keyring=ring, lifetimes=CLONE_LIFETIMES,
+                  settings=settings)
+    try:
+        store.open()
+    except TiupError:
+        return None
+    scratch = CloneReport(report.target, report.source)
+    try:
+        store.verified.update(assumed)
+        changed = _write_components(store, plans, FetchResult(), ring, scratch)
+    except TiupError:
+        store.close()
+        return None
+    return _Ahead(store, changed, assumed, scratch)
 
 
 #: Called with (name, source file) after a tarball's file in a local source is opened and
