@@ -187,3 +187,23 @@ def test_hostile_keys_in_the_bucket_are_ignored(tiup, bucket: Bucket, tmp_path: 
              "--yes", "--key-dir", str(keys))
     assert "nothing to prune" in out, out
     assert all(f"{bucket.prefix}/{n}" in bucket.objects() for n in hostile)
+
+
+def test_each_newer_tiup_replaces_the_bootstrap_copy_in_the_bucket(
+        tiup, bucket: Bucket, tmp_path: Path) -> None:
+    """`tiup-linux-amd64.tar.gz` (the unsigned copy install scripts fetch) follows the
+    newest stable `tiup` published into a bucket; it used to be written create-only, so
+    the second `tiup` ever published failed."""
+    url, keys = bucket.url, tmp_path / "keys"
+    ok(tiup, "mirror", "init", url, "--key-dir", str(keys))
+    ok(tiup, "mirror", "genkey")
+    ok(tiup, "mirror", "--repo", url, "grant", "alice", "--key-dir", str(keys))
+    built = {}
+    for version in ("v1.0.0", "v1.1.0", "v1.0.1"):
+        built[version] = make_tarball(tmp_path / f"tiup-{version}.tar.gz", entry="tiup",
+                                      body=f"#!/bin/sh\necho {version}\n".encode())
+        ok(tiup, "mirror", "--repo", url, "publish", "tiup", version, str(built[version]),
+           "tiup", "--os", "linux", "--arch", "amd64", "--key-dir", str(keys))
+        verified(tiup, url)
+        newest = "v1.0.0" if version == "v1.0.0" else "v1.1.0"  # v1.0.1 is not the newest
+        assert bucket.get("tiup-linux-amd64.tar.gz") == built[newest].read_bytes(), version

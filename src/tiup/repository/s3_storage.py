@@ -56,6 +56,7 @@ from tiup.errors import (
 )
 from tiup.hashing import CHUNK, FileInfo, Hasher
 from tiup.manifest.names import is_hex_digest, object_name, s3_address
+from tiup.repository.rules import is_bootstrap
 from tiup.repository.storage import CHANGED, EXISTS, Entry, Mode, Storage, Tag, Transaction, Write
 from tiup.settings import Settings, current
 from tiup.transport.base import Fetcher
@@ -723,6 +724,33 @@ class S3Storage(Storage):
         if not self._same_bytes(name, info):
             raise _tarball_conflict(self, name)
 
+    def replace_file(self, name: str, source: Path, info: FileInfo) -> bool:
+        """Write ``name`` from a local file whatever it holds now, unless it holds these
+        bytes already: for ``tiup-<os>-<arch>.tar.gz``, the unsigned copy of the newest
+        ``tiup`` that install scripts fetch, which each newer ``tiup`` replaces (no
+        manifest names it; the last writer's copy stays). The PUT claims and is signed
+        with ``info.sha256`` (:func:`_payload_guard`).
+
+        Returns:
+            True if it was written, False if the same bytes were there.
+
+        Raises:
+            IntegrityError: the file's bytes are not ``info``'s (``code`` NOT_VERIFIED).
+            RepositoryError: the upload failed, or the file cannot be read.
+        """
+        if self._same_bytes(name, info):
+            return False
+        if info.length > MULTIPART_THRESHOLD:
+            self._multipart(name, source, info)
+            return True
+        try:
+            with open(source, "rb") as body:
+                self._put(name, body, sha256=info.sha256)
+        except OSError as exc:
+            raise RepositoryError(f"cannot read {source}: {exc.strerror or exc}",
+                                  file=str(source)) from exc
+        return True
+
     def upload_body(self, name: str, body: BinaryIO | SentBody, info: FileInfo) -> bool:
         """Create ``name`` (at most :data:`MULTIPART_THRESHOLD` bytes) from a body whose
         bytes must be ``info``'s: one PUT ``If-None-Match: *`` that claims and is signed
@@ -897,7 +925,10 @@ class S3Transaction(Transaction):
             storage.replace(name, staged.data, write.tag)
             return
         if staged.path is not None:
-            storage.upload_file(name, staged.path, staged.info)
+            if is_bootstrap(name):
+                storage.replace_file(name, staged.path, staged.info)
+            else:
+                storage.upload_file(name, staged.path, staged.info)
             return
         assert staged.data is not None
         try:
