@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 import s3kill
-from clonekit import build_upstream, copy_upstream, publish_version, watch_ahead
+from clonekit import (
+    build_upstream,
+    component_tarballs,
+    copy_upstream,
+    publish_version,
+    watch_ahead,
+)
 from publishkit import make_tarball
 from s3kit import Bucket
 from tiup.repository.clone import flow
@@ -35,7 +41,7 @@ def verify_ok(tiup, url: str, *, orphans_ok: bool = False) -> None:  # type: ign
 
 
 def tarballs(bucket: Bucket) -> set[str]:
-    return {k.split("/")[-1] for k in bucket.objects() if k.endswith(".tar.gz")}
+    return component_tarballs(bucket.objects())
 
 
 def test_clone_into_a_bucket_and_reclone(tiup, bucket: Bucket, template: tuple[Path, Path],
@@ -51,6 +57,9 @@ def test_clone_into_a_bucket_and_reclone(tiup, bucket: Bucket, template: tuple[P
     assert not [k for k in bucket.objects() if "keys/" in k]  # private keys stay local
     assert len(list(keys.glob("*-pingcap.json"))) == 1
     verify_ok(tiup, bucket.url)
+    # the bootstrap copy install scripts fetch: the newest stable tiup, copied in the bucket
+    assert bucket.get("tiup-linux-amd64.tar.gz") == bucket.get("tiup-v1.16.1-linux-amd64.tar.gz")
+    assert "tiup-darwin-arm64.tar.gz" not in r.stdout  # only the platforms cloned
     root = bucket.get("root.json")
 
     new = publish_version(mirror, key, "tidb", "v8.5.3", "linux/amd64")
@@ -118,17 +127,20 @@ def test_a_fresh_clone_killed_before_its_commit_leaves_a_mirror_and_its_keys(
     # the same clone into another prefix, to count its requests
     ops = s3kill.trace(args(f"s3://{bucket.name}/traced", tmp_path / "tk"), env=env,
                        log=tmp_path / "trace.log")
-    assert ops[-2:] == ["PutObject", "PutObject"], ops  # snapshot, timestamp
+    # the commit's snapshot and timestamp PUTs, then the bootstrap copy of tiup
+    timestamp = len(ops) - ops[::-1].index("PutObject")
+    assert ops[timestamp - 2:] == ["PutObject", "PutObject", "HeadObject", "HeadObject",
+                                   "CopyObject"], ops
     keys = tmp_path / "clone-keys"
     # killed before the final commit's snapshot.json: the new keys are saved and the
     # new, empty mirror they sign was written while the tarballs uploaded
-    where = s3kill.kill_at(args(bucket.url, keys), env=env, at=len(ops) - 1,
+    where = s3kill.kill_at(args(bucket.url, keys), env=env, at=timestamp - 1,
                            marker=tmp_path / "mark")
     assert where.endswith("PutObject"), where
     saved = {p.name: p.read_bytes() for p in keys.iterdir()}
     assert len(saved) == 7, sorted(saved)  # 3 root, index, snapshot, timestamp, pingcap
-    assert len([k for k in bucket.objects() if k.startswith(f"{bucket.prefix}/")
-                and k.endswith(".tar.gz")]) == 10
+    assert len(component_tarballs(k for k in bucket.objects()
+                                  if k.startswith(f"{bucket.prefix}/"))) == 10
     verify_ok(tiup, bucket.url, orphans_ok=True)  # the empty mirror; tarballs unnamed yet
     r = tiup(*args(bucket.url, keys))
     assert r.returncode == 0, r.output
@@ -188,3 +200,32 @@ def test_the_manifests_are_signed_while_the_tarballs_upload(
     names = {k.split("/", 1)[1]: k for k in bucket.objects()}
     assert {n for n in names if n.startswith("ahead/")} == \
         {"ahead/" + n.split("/", 1)[1] for n in names if n.startswith("after/")}
+
+
+def test_the_bootstrap_copy_in_a_bucket_follows_what_was_cloned(
+        tiup, bucket: Bucket, template: tuple[Path, Path], tmp_path: Path) -> None:
+    """Without a cloned `tiup`, the source's own (unsigned) bootstrap file is carried,
+    with a warning, as into a directory; once `tiup` is cloned, the verified copy
+    replaces it; a re-run that changes nothing writes nothing."""
+    mirror, _key = copy_upstream(template, tmp_path / "up")
+    (mirror / "tiup-linux-amd64.tar.gz").write_bytes(b"the source's own, in no manifest")
+    base = ("mirror", "clone", bucket.url, "-o", "linux", "-a", "amd64", "--source",
+            str(mirror), "--key-dir", str(tmp_path / "keys"))
+    r = tiup(*base, "--tidb", "v8.5.1")
+    assert r.returncode == 0, r.output
+    assert "tiup-linux-amd64.tar.gz is the source's own file, downloaded without " \
+           "verification" in r.output, r.output
+    assert bucket.get("tiup-linux-amd64.tar.gz") == \
+        (mirror / "tiup-linux-amd64.tar.gz").read_bytes()
+    verify_ok(tiup, bucket.url)
+
+    r = tiup(*base, "--tidb", "v8.5.1", "--tiup", "v1.16.0")
+    assert r.returncode == 0, r.output
+    assert "without verification" not in r.output, r.output
+    assert bucket.get("tiup-linux-amd64.tar.gz") == \
+        bucket.get("tiup-v1.16.0-linux-amd64.tar.gz")
+    verify_ok(tiup, bucket.url)
+
+    ops = s3kill.trace([*base, "--tidb", "v8.5.1", "--tiup", "v1.16.0"],
+                       env=dict(os.environ), log=tmp_path / "trace.log")
+    assert "CopyObject" not in ops and "PutObject" not in ops, " ".join(ops)

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from clonekit import build_upstream, copy_upstream, tarball_bytes, tarball_name, watch_ahead
+from clonekit import (
+    build_upstream,
+    component_tarballs,
+    copy_upstream,
+    tarball_bytes,
+    tarball_name,
+    watch_ahead,
+)
 from publishkit import NOW
 from s3kit import Bucket
 from tiup.errors import IntegrityError
@@ -78,7 +85,7 @@ def test_a_source_file_changed_after_verification_is_not_uploaded(
     assert saved, "the hook never ran"
     stored = {k.split("/")[-1] for k in bucket.objects()}
     assert victim not in stored  # nothing under its name: nothing for a later run to adopt
-    assert len([n for n in stored if n.endswith(".tar.gz")]) == 9
+    assert len(component_tarballs(stored)) == 9
 
     # the source is fixed: the next run uploads the right bytes and completes
     monkeypatch.setattr(flow, "upload_hook", None)
@@ -218,7 +225,7 @@ def test_bytes_with_the_signed_sha256_but_not_the_signed_sha512_are_not_kept(
     assert "checked as it was sent" in r.stdout, r.output
     stored = {k.split("/")[-1] for k in bucket.objects()}
     assert liar not in stored
-    assert len([n for n in stored if n.endswith(".tar.gz")]) == 10
+    assert len(component_tarballs(stored)) == 10
     verify = tiup("mirror", "verify", bucket.url)
     assert verify.returncode == 0 and ": 0 errors" in verify.stdout, verify.output
     # a re-run fails the same way (the source is still wrong) and adopts nothing

@@ -19,6 +19,7 @@ import os
 import shutil
 import tarfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +148,17 @@ def expected_tarballs(selection: dict[str, dict[str, tuple[str, ...]]]) -> set[s
             for p in ps}
 
 
+def component_tarballs(names: Iterable[str]) -> set[str]:
+    """The component tarballs among file names or object keys (the last part of each):
+    the bootstrap copies tiup-<os>-<arch>.tar.gz left out."""
+    out = {n.rsplit("/", 1)[-1] for n in names}
+    return {n for n in out if n.endswith(".tar.gz")
+            and not (n.startswith("tiup-") and n.count("-") == 2)}
+
+
 def tarballs_in(directory: Path) -> set[str]:
     """Component tarballs in a directory (bootstrap copies tiup-<os>-<arch> excluded)."""
-    return {p.name for p in directory.glob("*.tar.gz")
-            if not (p.name.startswith("tiup-") and p.name.count("-") == 2)}
+    return component_tarballs(p.name for p in directory.glob("*.tar.gz"))
 
 
 def copy_upstream(template: tuple[Path, Path], dest: Path) -> tuple[Path, Path]:

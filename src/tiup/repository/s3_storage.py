@@ -52,6 +52,7 @@ from tiup.errors import (
     NotFoundError,
     RepositoryError,
     SizeLimitError,
+    TarballError,
     TiupError,
 )
 from tiup.hashing import CHUNK, FileInfo, Hasher
@@ -749,6 +750,29 @@ class S3Storage(Storage):
         except OSError as exc:
             raise RepositoryError(f"cannot read {source}: {exc.strerror or exc}",
                                   file=str(source)) from exc
+        return True
+
+    def copy_within(self, source: str, name: str, info: FileInfo) -> bool:
+        """Make ``name`` a server-side copy of ``source`` (its bytes and its sha256 claim),
+        which must hold ``info``'s bytes, unless ``name`` holds them already. For files
+        no manifest names (``tiup-<os>-<arch>.tar.gz``): the copy is unconditional, as
+        copies are on Ceph RGW, and the last writer's stays.
+
+        Returns:
+            True if it was copied, False if the same bytes were there.
+
+        Raises:
+            TarballError: ``source`` does not hold ``info``'s length and sha256 claim.
+            RepositoryError: the copy failed.
+        """
+        if self._same_bytes(name, info):
+            return False
+        if not self._same_bytes(source, info):
+            raise TarballError(f"{self.location_of(source)} does not hold the verified "
+                               "bytes to copy", file=self.location_of(source))
+        self._call("copy_object", "copy", name, Key=self.key(name),
+                   CopySource={"Bucket": self.bucket, "Key": self.key(source)},
+                   MetadataDirective="COPY")
         return True
 
     def upload_body(self, name: str, body: BinaryIO | SentBody, info: FileInfo) -> bool:

@@ -49,7 +49,13 @@ from tiup.hashing import FileInfo
 from tiup.keys import PrivateKey
 from tiup.manifest.models import Component, Index, VersionItem
 from tiup.reader import VerifiedMirror
-from tiup.repository.clone.bootstrap import tarball_of, write_bootstrap, write_local_install
+from tiup.repository.clone.bootstrap import (
+    LOCAL_INSTALL,
+    tarball_of,
+    write_bootstrap,
+    write_bucket_bootstrap,
+    write_local_install,
+)
 from tiup.repository.clone.fetch import (
     WORK_DIR,
     DownloadPool,
@@ -211,9 +217,12 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
             wanted[name] = job
     for name in clashes:
         del wanted[name]
+    #: tarballs the bucket holds since an earlier run of this clone (checked then)
+    held: dict[str, FileInfo] = {}
     if in_bucket and prev is not None:
         for name in _held(prev, wanted):
-            del wanted[name]
+            job = wanted.pop(name)
+            held[name] = FileInfo(job.length, job.sha256.lower(), job.sha512.lower())
     ring: KeyRing | None = found.ring
     fresh = ring is None
     # New keys (7 RSA-2048 keys, ≈0.4 s of CPU that releases the GIL) are generated
@@ -323,16 +332,23 @@ def _clone_locked(updater: VerifiedMirror, picked: list[_Picked], found: CloneTa
             for name in sorted(store.claimed):
                 if name in fetched.verified and name not in uploader.done:
                     store.stage_tarball(name, target / name)
-            report.notes.append("the tiup-<os>-<arch>.tar.gz bootstrap copies and "
-                                "local_install.sh are not written into a bucket")
+            report.notes.append(f"{LOCAL_INSTALL} is not written into a bucket (it "
+                                "installs from a mirror directory)")
         else:
             changed |= write_bootstrap(store, any(p.comp_id == "tiup" for p in plans),
                                        fetched, opts, report, fetcher)
         if changed or fresh:
             report.written += store.commit()
+        cloned_tiup = store.component("tiup") if any(p.comp_id == "tiup" for p in plans) \
+            else None
     finally:
         store.close()
     if in_bucket:
+        from tiup.repository.s3_storage import S3Storage
+
+        assert isinstance(storage, S3Storage)
+        write_bucket_bootstrap(storage, cloned_tiup, opts, {**held, **fetched.verified}, report,
+                               fetcher, target)
         if not fetched.failed:
             shutil.rmtree(target, ignore_errors=True)
         return report
