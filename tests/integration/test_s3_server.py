@@ -10,9 +10,10 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from browser import poll
 from publishkit import make_tarball
 from s3kit import Bucket
-from serverkit import ServerProc, post_manifest, start_server, upload
+from serverkit import ServerProc, post_manifest, raw, scrape, start_server, upload, value
 from tiup import trust
 from tiup.hashing import FileInfo
 from tiup.keys import load_private_key
@@ -32,6 +33,20 @@ def ok(tiup, *args: str, **kw) -> str:  # type: ignore[no-untyped-def]
     return str(r.output)
 
 
+def bucket_with_hello(tiup, bucket: Bucket, tmp_path: Path,  # type: ignore[no-untyped-def]
+                      clean_home: Path) -> tuple[Path, Path]:
+    """A mirror in the bucket where owner alice (this home's key) published hello v0.0.1;
+    (the mirror's key directory, alice's key)."""
+    keys = tmp_path / "keys"
+    ok(tiup, "mirror", "init", bucket.url, "--key-dir", str(keys))
+    ok(tiup, "mirror", "genkey")
+    ok(tiup, "mirror", "--repo", bucket.url, "grant", "alice", "--key-dir", str(keys))
+    first = make_tarball(tmp_path / "h0.tar.gz")
+    ok(tiup, "mirror", "--repo", bucket.url, "publish", "hello", "v0.0.1", str(first), "hello",
+       "--os", "linux", "--arch", "amd64", "--key-dir", str(keys))
+    return keys, clean_home / "keys" / "private.json"
+
+
 def manifest(bucket: Bucket, owner_key: Path, version: str, tarball: Path) -> tuple[bytes, str]:
     """hello's next manifest adding ``version``, signed by its owner (as a client builds it)."""
     now = datetime.now(UTC)
@@ -44,14 +59,7 @@ def manifest(bucket: Bucket, owner_key: Path, version: str, tarball: Path) -> tu
 
 def test_two_instances_one_bucket(tiup, bucket: Bucket, tmp_path: Path,
                                   clean_home: Path) -> None:
-    keys = tmp_path / "keys"
-    ok(tiup, "mirror", "init", bucket.url, "--key-dir", str(keys))
-    ok(tiup, "mirror", "genkey")
-    ok(tiup, "mirror", "--repo", bucket.url, "grant", "alice", "--key-dir", str(keys))
-    first = make_tarball(tmp_path / "h0.tar.gz")
-    ok(tiup, "mirror", "--repo", bucket.url, "publish", "hello", "v0.0.1", str(first), "hello",
-       "--os", "linux", "--arch", "amd64", "--key-dir", str(keys))
-    owner_key = clean_home / "keys" / "private.json"
+    keys, owner_key = bucket_with_hello(tiup, bucket, tmp_path, clean_home)
     servers: list[ServerProc] = []
     try:
         for _ in range(2):
@@ -124,6 +132,77 @@ def test_two_instances_one_bucket(tiup, bucket: Bucket, tmp_path: Path,
         assert reads[0] >= 64
         r = tiup("mirror", "verify", bucket.url)
         assert r.returncode == 0 and ": 0 errors, 0 warnings" in r.stdout, r.output
+    finally:
+        for srv in servers:
+            srv.stop()
+
+
+def test_each_instance_has_the_web_page_and_metrics(tiup, bucket: Bucket, tmp_path: Path,
+                                                      clean_home: Path) -> None:
+    """Two instances on one bucket: each shows the bucket's verified state on its page and
+    in its gauges, and both follow a publish made through the other; each counts its own
+    requests and API outcomes; staged sessions are the bucket's."""
+    keys, owner_key = bucket_with_hello(tiup, bucket, tmp_path, clean_home)
+    servers: list[ServerProc] = []
+    try:
+        for _ in range(2):
+            servers.append(start_server(bucket.url, "--key-dir", str(keys),  # type: ignore[arg-type]
+                                        "--workers", "2", workdir=tmp_path,
+                                        env={"TIUP_TEST_NOW": ""}))
+        a, b = servers
+
+        def page(srv: ServerProc, path: str) -> bytes:
+            status, headers, body = raw(srv, "GET", path)
+            assert status == 200 and headers["content-type"].startswith("text/html"), body
+            return body
+
+        for srv in servers:
+            poll(lambda srv=srv: b"v0.0.1" in page(srv, "/ui/component/hello"),
+                 "the page shows the bucket's component")
+        # a publish: the tarball to A, the manifest to B; then one upload left staged on B
+        tar = make_tarball(tmp_path / "h1.tar.gz", body=b"#!/bin/sh\necho one\n")
+        data, name = manifest(bucket, owner_key, "v1.0.0", tar)
+        assert upload(a, "s1", tar, name)[0] == 200
+        assert post_manifest(b, "s1", data)[0] == 200
+        left = make_tarball(tmp_path / "h2.tar.gz", body=b"#!/bin/sh\necho two\n" * 40)
+        assert upload(b, "s2", left, "hello-v2.0.0-linux-amd64.tar.gz")[0] == 200
+        timestamp = json.loads(bucket.get("timestamp.json"))["signed"]["version"]
+        for srv in servers:  # each instance's monitor saw the publish made through B
+            poll(lambda srv=srv: b"v1.0.0" in page(srv, "/ui/component/hello"),
+                 "the page shows the new version")
+
+            def current(srv: ServerProc = srv) -> object:
+                samples, _ = scrape(srv)
+                return value(samples, "tiup_mirror_manifest_version", role="timestamp") == \
+                    timestamp and value(samples, "tiup_mirror_verification_ok") == 1 and samples
+
+            samples = poll(current, "the gauges of the published state")
+            assert value(samples, "tiup_mirror_components") == 1
+            assert value(samples, "tiup_mirror_expiry_seconds", role="timestamp") > 0  # type: ignore[operator]
+            assert value(samples, "tiup_upload_sessions") == 1  # the bucket's, seen by both
+            assert value(samples, "tiup_upload_staged_bytes") == left.stat().st_size
+            assert value(samples, "tiup_upload_staged_bytes_limit") is None
+        # each instance counts what it answered
+        sa, _ = scrape(a)
+        sb, content_type = scrape(b)
+        assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+        assert value(sa, "tiup_uploads_total", outcome="accepted", reason="ok") == 1
+        assert value(sa, "tiup_publishes_total", kind="component", outcome="accepted",
+                     reason="ok") is None
+        assert value(sb, "tiup_publishes_total", kind="component", outcome="accepted",
+                     reason="ok") == 1
+        assert value(sb, "tiup_uploads_total", outcome="accepted", reason="ok") == 1
+        status, _h, body = raw(a, "GET", f"/{name}")
+        assert status == 200 and body == tar.read_bytes()
+
+        def tarball_counted() -> object:
+            samples, _ = scrape(a)
+            return value(samples, "tiup_http_requests_total", route="tarball",
+                         status="200") == 1 and samples
+
+        samples = poll(tarball_counted, "the tarball GET counted, on either worker")
+        assert value(samples, "tiup_http_response_bytes_total", route="tarball") == \
+            tar.stat().st_size
     finally:
         for srv in servers:
             srv.stop()

@@ -10,28 +10,21 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from browser import poll
 from publishkit import make_tarball
-from serverkit import build, make_setup, post_manifest, raw, start_server, upload
+from serverkit import (
+    Samples,
+    build,
+    make_setup,
+    post_manifest,
+    raw,
+    scrape,
+    start_server,
+    upload,
+    value,
+)
 
 DAY = 86400
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(srv) -> tuple[Samples, str]:  # type: ignore[no-untyped-def]
-    status, headers, body = raw(srv, "GET", "/metrics")
-    assert status == 200
-    samples: Samples = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples, headers["content-type"]
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
 
 
 def test_metrics_count_real_traffic_across_workers(tmp_path: Path) -> None:

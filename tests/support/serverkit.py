@@ -190,3 +190,24 @@ def post_manifest(srv: ServerProc, sid: str, data: bytes, name: str = "hello", q
                   ) -> tuple[int, dict[str, str], bytes]:
     return raw(srv, "POST", f"/api/v1/component/{sid}/{name}{query}", data,
                {"Content-Type": "text/json"})
+
+
+#: one scrape's samples: (name, sorted labels) → value
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(srv: ServerProc) -> tuple[Samples, str]:
+    """``GET /metrics``, read with prometheus_client's own parser; (samples, content type)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, headers, body = raw(srv, "GET", "/metrics")
+    assert status == 200
+    samples: Samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples, headers["content-type"]
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))

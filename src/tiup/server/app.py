@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from tiup.server.accesslog import AccessLog
 from tiup.server.config import ServerConfig
 from tiup.server.metrics import METRICS_DIR, WorkerMetrics, route_class
-from tiup.server.responses import ApiHandler, Response, json_error, send_json
+from tiup.server.responses import ApiHandler, Response, json_error, read_only, send_json
 from tiup.server.static import (
     ByteRange,
     FileInfo,
@@ -43,7 +43,78 @@ if TYPE_CHECKING:
 log = logging.getLogger("tiup.server")
 
 
-class MirrorApp:
+class ObservedApp:
+    """What every mirror server's worker has, whatever stores the mirror: the access log,
+    the web page and ``/metrics``, both fed by the monitor process through the state
+    directory (:mod:`tiup.server.monitor`), and the counting of each answered request."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.access = AccessLog()
+        state = config.state_dir
+        self.view = StateView(state)
+        self.web = WebUI(self.view)
+        self.metrics = WorkerMetrics(str(Path(state, METRICS_DIR)) if state else None)
+
+    def __rsgi_init__(self, loop: Any) -> None:
+        self.access.start(loop, on_tick=self.metrics.flush)
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        self.access.stop()
+        self.metrics.flush()
+
+    @staticmethod
+    def is_page(method: str, path: str, headers: Any) -> bool:
+        """``/ui/...``, or ``/`` asked for by a browser (tiup and curl get the files)."""
+        return is_ui_path(path) or (path == "/" and method in ("GET", "HEAD") and
+                                    wants_html(headers.get("accept")))
+
+    def answered(self, scope: Any, route: str, status: int, sent: int,
+                 started: float) -> None:
+        """Count and log one answered request."""
+        elapsed = time.perf_counter() - started
+        self.metrics.request(route, status, sent, elapsed)
+        self.access.line(scope.client, scope.method, scope.path, status, sent,
+                         elapsed * 1000)
+
+    async def _ui(self, method: str, path: str, scope: Any, proto: Response
+                  ) -> tuple[int, int]:
+        if method not in ("GET", "HEAD"):
+            return read_only(proto, method, path)
+        return await self.web(method, path, scope.query_string, scope.headers, proto)
+
+    def _metrics(self, method: str, proto: Response,
+                 sessions: tuple[int, int, int | None] | None) -> tuple[int, int]:
+        """Answer a scrape; ``sessions`` is (upload sessions, staged bytes, staging limit
+        or None) when the publish API is on."""
+        from tiup.clock import now
+        from tiup.server.metrics import exposition, families
+
+        body, content_type = exposition(families(self.metrics.merged(), self.view.status(),
+                                                 sessions, now()))
+        headers = [("content-type", content_type), ("cache-control", "no-store")]
+        if method == "HEAD":
+            proto.response_empty(200, [*headers, ("content-length", str(len(body)))])
+            return 200, 0
+        proto.response_bytes(200, headers, body)
+        return 200, len(body)
+
+    def _count_api(self, path: str, status: int, body: object) -> None:
+        """Publishes and uploads by outcome; the reason is the API's status code."""
+        outcome = "accepted" if status == 200 else "refused"
+        reason = "ok"
+        if status != 200:
+            code = body.get("status") if isinstance(body, dict) else None
+            reason = (code if isinstance(code, str) else str(status)).lower().replace(" ", "_")
+        if path.startswith("/api/v1/tarball/"):
+            self.metrics.event("tiup_uploads_total", outcome, reason)
+        elif path.startswith("/api/v1/component/"):
+            self.metrics.event("tiup_publishes_total", "component", outcome, reason)
+        elif path == "/api/v1/rotate":
+            self.metrics.event("tiup_publishes_total", "root", outcome, reason)
+
+
+class MirrorApp(ObservedApp):
     """Serves one mirror directory; ``api`` handles ``/api/v1/...`` when publishing is on.
 
     ``settings`` gives the CA bundle of an https ``--upstream`` (default: the system store).
@@ -51,14 +122,9 @@ class MirrorApp:
 
     def __init__(self, config: ServerConfig, api: ApiHandler | None = None, *,
                  settings: Settings | None = None):
-        self.config = config
+        super().__init__(config)
         self.files = StaticFiles(config.mirror)
         self.api = api
-        self.access = AccessLog()
-        state = config.state_dir
-        self.view = StateView(state)
-        self.web = WebUI(self.view)
-        self.metrics = WorkerMetrics(str(Path(state, METRICS_DIR)) if state else None)
         self.sessions: SessionStore | None = None
         if api is not None and config.upload_dir is not None:
             from tiup.server.sessions import SessionStore
@@ -71,13 +137,6 @@ class MirrorApp:
             self.upstream = Upstream(config.upstream,
                                      settings.http.ca_bundle if settings is not None else None)
 
-    def __rsgi_init__(self, loop: Any) -> None:
-        self.access.start(loop, on_tick=self.metrics.flush)
-
-    def __rsgi_del__(self, loop: Any) -> None:
-        self.access.stop()
-        self.metrics.flush()
-
     async def __call__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
             return
@@ -88,14 +147,17 @@ class MirrorApp:
             if path.startswith("/api/"):
                 route = "api"
                 status, sent = await self._api(method, path, scope, proto)
-            elif is_ui_path(path) or (path == "/" and method in ("GET", "HEAD") and
-                                      wants_html(scope.headers.get("accept"))):
+            elif self.is_page(method, path, scope.headers):
                 route = "ui"
                 status, sent = await self._ui(method, path, scope, proto)
             elif path == "/metrics" and method in ("GET", "HEAD") and \
                     self.files.lookup(path) is None:
                 route = "metrics"
-                status, sent = self._metrics(method, proto)
+                sessions = None
+                if self.sessions is not None:
+                    count, staged = self.sessions.usage()
+                    sessions = (count, staged, self.config.max_staged)
+                status, sent = self._metrics(method, proto, sessions)
             else:
                 route = route_class(path)
                 status, sent = self._static(method, path, scope.headers, proto)
@@ -106,43 +168,13 @@ class MirrorApp:
             # A bug, not the client's fault: the traceback goes to the log, the client gets
             # one JSON line (if no response was started; granian ignores a second one).
             log.exception("internal error on %s %s", method, path)
-            status, sent = _internal_error(proto)
-        elapsed = time.perf_counter() - started
-        self.metrics.request(route, status, sent, elapsed)
-        self.access.line(scope.client, method, path, status, sent, elapsed * 1000)
-
-    # -------------------------------------------------------------- page, metrics
-    async def _ui(self, method: str, path: str, scope: Any, proto: Response
-                  ) -> tuple[int, int]:
-        if method not in ("GET", "HEAD"):
-            return send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
-                                                f"{method} is not allowed on {path}"),
-                             extra=[("allow", "GET, HEAD")])
-        return await self.web(method, path, scope.query_string, scope.headers, proto)
-
-    def _metrics(self, method: str, proto: Response) -> tuple[int, int]:
-        from tiup.clock import now
-        from tiup.server.metrics import exposition, families
-
-        sessions = None
-        if self.sessions is not None:
-            count, staged = self.sessions.usage()
-            sessions = (count, staged, self.config.max_staged)
-        body, content_type = exposition(families(self.metrics.merged(), self.view.status(),
-                                                 sessions, now()))
-        headers = [("content-type", content_type), ("cache-control", "no-store")]
-        if method == "HEAD":
-            proto.response_empty(200, [*headers, ("content-length", str(len(body)))])
-            return 200, 0
-        proto.response_bytes(200, headers, body)
-        return 200, len(body)
+            status, sent = internal_error(proto)
+        self.answered(scope, route, status, sent, started)
 
     # ------------------------------------------------------------------ static
     def _static(self, method: str, path: str, headers: Any, proto: Response) -> tuple[int, int]:
         if method not in ("GET", "HEAD"):
-            return send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
-                                                f"{method} is not allowed on {path}"),
-                             extra=[("allow", "GET, HEAD")])
+            return read_only(proto, method, path)
         info = self.files.lookup(path)
         if info is None:
             if self.upstream is not None and self.files.servable_name(path):
@@ -217,22 +249,9 @@ class MirrorApp:
         self._count_api(path, status, body)
         return send_json(proto, status, body)
 
-    def _count_api(self, path: str, status: int, body: object) -> None:
-        """Publishes and uploads by outcome; the reason is the API's status code."""
-        outcome = "accepted" if status == 200 else "refused"
-        reason = "ok"
-        if status != 200:
-            code = body.get("status") if isinstance(body, dict) else None
-            reason = (code if isinstance(code, str) else str(status)).lower().replace(" ", "_")
-        if path.startswith("/api/v1/tarball/"):
-            self.metrics.event("tiup_uploads_total", outcome, reason)
-        elif path.startswith("/api/v1/component/"):
-            self.metrics.event("tiup_publishes_total", "component", outcome, reason)
-        elif path == "/api/v1/rotate":
-            self.metrics.event("tiup_publishes_total", "root", outcome, reason)
 
-
-def _internal_error(proto: Response) -> tuple[int, int]:
+def internal_error(proto: Response) -> tuple[int, int]:
+    """A bug's one-line answer (unless a response had already started)."""
     try:
         return send_json(proto, *json_error(500, "INTERNAL ERROR",
                                             "an internal error happened"))

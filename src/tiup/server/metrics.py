@@ -172,12 +172,12 @@ def _epoch(text: str) -> float | None:
         return None
 
 
-def families(totals: dict[str, Any], state: Any, sessions: tuple[int, int, int] | None,
-             now: datetime) -> Iterator[Any]:
+def families(totals: dict[str, Any], state: Any,
+             sessions: tuple[int, int, int | None] | None, now: datetime) -> Iterator[Any]:
     """The metric families of a scrape.
 
     ``state`` is a :class:`tiup.server.ui.view.Status`; ``sessions`` is (upload sessions,
-    staged bytes, staging limit) when the publish API is on.
+    staged bytes, staging limit, None where none is enforced) when the publish API is on.
     """
     from prometheus_client.core import (
         CounterMetricFamily,
@@ -219,8 +219,9 @@ def families(totals: dict[str, Any], state: Any, sessions: tuple[int, int, int] 
                                 value=sessions[0])
         yield GaugeMetricFamily("tiup_upload_staged_bytes", "Bytes of uploads staged now.",
                                 value=sessions[1])
-        yield GaugeMetricFamily("tiup_upload_staged_bytes_limit", "--max-staged-size.",
-                                value=sessions[2])
+        if sessions[2] is not None:
+            yield GaugeMetricFamily("tiup_upload_staged_bytes_limit", "--max-staged-size.",
+                                    value=sessions[2])
     yield from _mirror_families(state, now)
 
 

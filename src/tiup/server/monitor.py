@@ -3,8 +3,9 @@
 :func:`tiup.server.run.serve` starts one monitor next to granian's workers
 (``python -m tiup.server.monitor MIRROR STATE_DIR PARENT_PID``). At start-up and
 whenever ``timestamp.json``, ``snapshot.json`` or ``root.json`` change (a publish
-through the API, or a local ``tiup mirror`` command: every commit ends by replacing
-``timestamp.json``), checked every :data:`POLL` seconds, it
+through the API, or a ``tiup mirror`` command: every commit ends by replacing
+``timestamp.json``), checked every :data:`POLL` seconds (their inode, size and mtime in a
+directory; their ETags, three HEADs, in a bucket), it
 
 1. builds the catalog of the web page from the verified state
    (:func:`tiup.server.ui.catalog.build_catalog`) and writes it to the state
@@ -50,7 +51,8 @@ log = logging.getLogger("tiup.server")
 
 
 def signature(mirror: Path) -> tuple[object, ...]:
-    """What changes when the mirror is written (inode, size, mtime of the watched files)."""
+    """What changes when a mirror directory is written (inode, size, mtime of the watched
+    files)."""
     out: list[object] = []
     for name in WATCHED:
         try:
@@ -74,13 +76,34 @@ def _write_json(path: Path, value: object) -> None:
 class Monitor:
     """One monitor (see the module docstring); :meth:`run` loops until :meth:`stop`."""
 
-    def __init__(self, mirror: Path, state_dir: Path, tarballs: str = "exist"):
+    def __init__(self, mirror: Path | str, state_dir: Path, tarballs: str = "exist"):
+        from tiup.transport.address import is_s3
+
         self.mirror = mirror
         self.state_dir = state_dir
         self.tarballs = tarballs
         self.generation = 0
         self.previous: dict[str, Any] | None = None
         self._stop = threading.Event()
+        self._bucket: Any = None
+        if is_s3(str(mirror)):
+            from tiup.repository.s3_storage import S3Storage
+
+            self._bucket = S3Storage(str(mirror))
+
+    def signature(self) -> tuple[object, ...]:
+        """What changes when the mirror is written: :func:`signature` of a directory; the
+        ETags of the watched objects of a bucket (a HEAD each; an unreadable one counts as
+        absent, so the next good read is a change)."""
+        if self._bucket is None:
+            return signature(Path(self.mirror))
+        out: list[object] = []
+        for name in WATCHED:
+            try:
+                out.append(self._bucket.tag(name))
+            except TiupError:
+                out.append(None)
+        return tuple(out)
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,7 +111,7 @@ class Monitor:
     def run(self, alive: Any = lambda: True) -> None:
         last: tuple[object, ...] | None = None
         while not self._stop.is_set() and alive():
-            sig = signature(self.mirror)
+            sig = self.signature()
             if sig != last:
                 last = sig
                 self.refresh()
@@ -116,7 +139,7 @@ class Monitor:
 
     def verify(self, timestamp_version: int | None) -> None:
         from tiup.repository.audit import audit_mirror
-        from tiup.transport.local import LocalFetcher
+        from tiup.server.ui.catalog import open_mirror
 
         path = self.state_dir / VERIFICATION
         started = _iso()
@@ -124,7 +147,7 @@ class Monitor:
                            "previous": self.previous})
         t0 = time.perf_counter()
         try:
-            with LocalFetcher(str(self.mirror)) as fetcher:
+            with open_mirror(self.mirror) as fetcher:
                 report = audit_mirror(fetcher, now(), tarballs=self.tarballs, jobs=2)
             findings = [{"severity": f.severity, "file": f.file, "message": f.message}
                         for f in report.findings if f.severity != "NOTE"]
@@ -159,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     with contextlib.suppress(OSError):
         os.nice(5)
-    monitor = Monitor(Path(args.mirror), Path(args.state_dir), args.tarballs)
+    mirror = args.mirror if args.mirror.startswith("s3://") else Path(args.mirror)
+    monitor = Monitor(mirror, Path(args.state_dir), args.tarballs)
 
     def on_signal(signum: int, frame: Any) -> None:
         # At once, even in the middle of an audit: every file is written atomically, and

@@ -47,3 +47,10 @@ def send_json(proto: Response, status: int, body: object,
         data = json.dumps(body).encode("ascii")
     proto.response_bytes(status, [("content-type", JSON_TYPE), *(extra or [])], data)
     return status, len(data)
+
+
+def read_only(proto: Response, method: str, path: str) -> tuple[int, int]:
+    """The 405 of a method other than GET or HEAD on a file or page."""
+    return send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                        f"{method} is not allowed on {path}"),
+                     extra=[("allow", "GET, HEAD")])

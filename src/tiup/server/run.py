@@ -147,7 +147,7 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
     config = dataclasses.replace(config, state_dir=state_dir)
     config.hand_over()
     server = Granian(
-        # a bucket: the stateless app of tiup.server.s3app (no monitor, page or metrics)
+        # a bucket: the stateless app of tiup.server.s3app
         "tiup.server.s3app:create_s3_app" if bucket else "tiup.server.run:create_app",
         factory=True,
         address=host,
@@ -163,7 +163,7 @@ def serve(config: ServerConfig, addr: str, *, workers: int = 1, tls_cert: str | 
         # A worker still starting when SIGTERM arrives can miss it; do not wait forever.
         workers_kill_timeout=KILL_TIMEOUT,
     )
-    monitor = None if bucket else start_monitor(config)
+    monitor = start_monitor(config)
     try:
         server.serve()
     finally:

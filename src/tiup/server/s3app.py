@@ -10,19 +10,22 @@ Routes: ``GET``/``HEAD`` of a mirror file (a plain file name; single ``Range`` r
 are passed to the bucket; ``timestamp.json``, ``snapshot.json`` and ``root.json`` are
 ``no-cache``, versioned manifests and tarballs immutable); the publish API of
 :mod:`tiup.server.api` (``/api/v1/tarball/{sid}``, ``/api/v1/component/{sid}/{name}``)
-with its status codes. Not here (they need the state a directory server keeps): the web
-page, ``/metrics``, ``/api/v1/rotate`` (rotate on the bucket with ``tiup mirror --repo
-s3://...``) and the upload quotas other than ``--max-upload-size``. Stale sessions of
-uploads never followed by a manifest are removed by ``tiup mirror prune --orphans``.
+with its status codes; the web page and ``/metrics`` of
+:class:`~tiup.server.app.ObservedApp`, fed by this instance's monitor process, which reads
+the bucket again whenever its ``timestamp.json``, ``snapshot.json`` or ``root.json``
+changes (:mod:`tiup.server.monitor`). Not here: ``/api/v1/rotate`` (rotate on the bucket
+with ``tiup mirror --repo s3://...``) and the upload quotas other than
+``--max-upload-size``. Stale sessions of uploads never followed by a manifest are removed
+by ``tiup mirror prune --orphans``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +44,10 @@ from tiup.server.api import (
     receive_tarball,
     tarball_request,
 )
+from tiup.server.app import ObservedApp, internal_error
 from tiup.server.config import ServerConfig
-from tiup.server.responses import json_error, send_json
+from tiup.server.metrics import route_class
+from tiup.server.responses import json_error, read_only, send_json
 
 log = logging.getLogger("tiup.server")
 
@@ -52,14 +57,14 @@ _MUTABLE = frozenset({"timestamp.json", "snapshot.json", "root.json"})
 _CHUNK = 1 << 20
 
 
-class S3MirrorApp:
+class S3MirrorApp(ObservedApp):
     """The RSGI app of one worker (see the module docstring)."""
 
     def __init__(self, config: ServerConfig):
         from tiup.repository.keyring import KeyRing, load_keyring
         from tiup.repository.s3_storage import S3Storage
 
-        self.config = config
+        super().__init__(config)
         self.storage = S3Storage(config.mirror)
         self.keyring = load_keyring([Path(config.key_dir)]) if config.key_dir else KeyRing()
         self.publishing = config.key_dir is not None
@@ -67,37 +72,54 @@ class S3MirrorApp:
     async def __call__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
             return
+        started = time.perf_counter()
         method, path = scope.method, scope.path
+        route = "other"
         try:
             if path.startswith("/api/"):
+                route = "api"
                 if method != "POST":
-                    send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
-                                                 "the API accepts POST only"),
-                              extra=[("allow", "POST")])
+                    status, sent = send_json(proto, *json_error(
+                        405, "METHOD NOT ALLOWED", "the API accepts POST only"),
+                        extra=[("allow", "POST")])
                 elif not self.publishing:
-                    send_json(proto, *json_error(404, "NOT FOUND",
-                                                 "publishing is not enabled on this server"))
+                    status, sent = send_json(proto, *json_error(
+                        404, "NOT FOUND", "publishing is not enabled on this server"))
                 else:
-                    send_json(proto, *await self._api(path, scope, proto))
+                    code, body = await self._api(path, scope, proto)
+                    self._count_api(path, code, body)
+                    status, sent = send_json(proto, code, body)
+            elif self.is_page(method, path, scope.headers):
+                route = "ui"
+                status, sent = await self._ui(method, path, scope, proto)
+            elif path == "/metrics" and method in ("GET", "HEAD"):
+                route = "metrics"
+                sessions = await asyncio.to_thread(self._sessions) if self.publishing \
+                    else None
+                status, sent = self._metrics(method, proto, sessions)
             else:
-                await self._file(method, path, scope.headers, proto)
+                route = route_class(path)
+                status, sent = await self._file(method, path, scope.headers, proto)
         except Exception:
             log.exception("internal error on %s %s", method, path)
-            with contextlib.suppress(Exception):  # unless the response had already started
-                send_json(proto, *json_error(500, "INTERNAL ERROR",
-                                             "an internal error happened"))
+            status, sent = internal_error(proto)
+        self.answered(scope, route, status, sent, started)
+
+    def _sessions(self) -> tuple[int, int, None]:
+        """(upload sessions, staged bytes, no limit) of the bucket: shared by every
+        instance; no staging limit is enforced on a bucket."""
+        staged = self.storage.list(f"{UPLOAD_DIR}/")
+        sids = {e.name.split("/")[1] for e in staged if e.name.count("/") >= 2}
+        return len(sids), sum(e.size for e in staged), None
 
     # ------------------------------------------------------------------ files
-    async def _file(self, method: str, path: str, headers: Any, proto: Any) -> None:
+    async def _file(self, method: str, path: str, headers: Any, proto: Any
+                    ) -> tuple[int, int]:
         if method not in ("GET", "HEAD"):
-            send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
-                                         f"{method} is not allowed on {path}"),
-                      extra=[("allow", "GET, HEAD")])
-            return
+            return read_only(proto, method, path)
         name = path.lstrip("/")
         if not name or "/" in name or name.startswith(".") or name == "lock":
-            send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
-            return
+            return send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
         kwargs: dict[str, Any] = {}
         rng = headers.get("range")
         if rng and method == "GET":
@@ -107,12 +129,11 @@ class S3MirrorApp:
             resp = await asyncio.to_thread(self.storage._call, op, "read", name,
                                            Key=self.storage.key(name), **kwargs)
         except NotFoundError:
-            send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
-            return
+            return send_json(proto, *json_error(404, "NOT FOUND", f"{path} not found"))
         except FetchError as exc:
             if exc.reason == "InvalidRange":
-                send_json(proto, *json_error(416, "RANGE NOT SATISFIABLE", exc.message))
-                return
+                return send_json(proto, *json_error(416, "RANGE NOT SATISFIABLE",
+                                                    exc.message))
             raise
         out = [("content-type", "application/json" if name.endswith(".json")
                 else "application/octet-stream"),
@@ -128,8 +149,9 @@ class S3MirrorApp:
             out.append(("content-range", str(resp["ContentRange"])))
         if method == "HEAD":
             proto.response_empty(status, out)
-            return
+            return status, 0
         body = resp["Body"]
+        sent = 0
         try:
             transport = proto.response_stream(status, out)
             while True:
@@ -137,8 +159,10 @@ class S3MirrorApp:
                 if not block:
                     break
                 await transport.send_bytes(block)
+                sent += len(block)
         finally:
             body.close()
+        return status, sent
 
     # -------------------------------------------------------------------- api
     async def _api(self, path: str, scope: Any, proto: Any) -> tuple[int, object]:

@@ -40,6 +40,7 @@ from tiup.manifest import versions
 from tiup.manifest.models import Component, Index, Signed
 from tiup.manifest.timefmt import parse_time
 from tiup.reader import MirrorReader
+from tiup.transport.base import Fetcher
 from tiup.transport.local import LocalFetcher
 
 #: Version of the on-disk format (a worker ignores a generation of another format).
@@ -161,8 +162,21 @@ def _component(cid: str, index: Index, comp: Component, rows: dict[str, VersionR
         versions=len(ordered))
 
 
+def open_mirror(mirror: str | Path) -> Fetcher:
+    """A fetcher of ``mirror``: a local directory, or ``s3://BUCKET/PREFIX`` (a
+    stateless server's bucket, read with the standard AWS credentials)."""
+    from tiup.transport.address import is_s3
+
+    if is_s3(str(mirror)):
+        from tiup.repository.s3_storage import S3Storage
+
+        return S3Storage(str(mirror)).fetcher()
+    return LocalFetcher(str(mirror))
+
+
 def build_catalog(mirror: str | Path, now: datetime) -> Catalog:
-    """Read and verify ``mirror`` (a local directory) into a :class:`Catalog`.
+    """Read and verify ``mirror`` (a local directory or a bucket, :func:`open_mirror`)
+    into a :class:`Catalog`.
 
     ``now`` is only recorded (``built_at``); expiry is shown, not enforced.
 
@@ -172,7 +186,7 @@ def build_catalog(mirror: str | Path, now: datetime) -> Catalog:
         TiupError: ``root.json`` itself is unusable.
     """
     started = time.perf_counter()
-    fetcher = LocalFetcher(str(mirror))
+    fetcher = open_mirror(mirror)
     try:
         first = fetcher.fetch("root.json", trust.MAX_ROOT_SIZE)
         reader = MirrorReader(fetcher, trust.TrustedState(first, None, "root.json"))
