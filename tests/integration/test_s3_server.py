@@ -206,3 +206,44 @@ def test_each_instance_has_the_web_page_and_metrics(tiup, bucket: Bucket, tmp_pa
     finally:
         for srv in servers:
             srv.stop()
+
+
+def test_rotate_through_a_stateless_server(tiup, bucket: Bucket, tmp_path: Path,
+                                           clean_home: Path) -> None:
+    """`POST /api/v1/rotate` on a bucket: refusals leave the bucket as it was; a root
+    signed by the root keys lands, and the bucket verifies."""
+    from serverkit import jerr
+    from tiup.manifest.models import Root
+    from tiup.repository.admin import next_root
+    from tiup.repository.keyring import load_keyring
+    from tiup.repository.lifetimes import Lifetimes
+
+    keys, _owner = bucket_with_hello(tiup, bucket, tmp_path, clean_home)
+    srv = start_server(bucket.url, "--key-dir", str(keys), workdir=tmp_path,  # type: ignore[arg-type]
+                       env={"TIUP_TEST_NOW": ""})
+    try:
+        before = bucket.get("root.json")
+        old = trust.load(before, "root.json", Root)[1]
+        now = datetime.now(UTC)
+        ring = load_keyring([keys])
+        signers = [k for kid, k in ring.keys.items() if kid in old.roles["root"].keys]
+        assert jerr(raw(srv, "POST", "/api/v1/rotate", b"[1,2"))[:2] == (400, "INVALID MANIFEST")
+        new = next_root(old, now, Lifetimes().root)
+        status, code, msg = jerr(raw(srv, "POST", "/api/v1/rotate", sign(new, signers[:1])))
+        assert (status, code) == (403, "FORBIDDEN"), msg
+        stale = next_root(old, now, Lifetimes().root)
+        stale.version = old.version
+        assert jerr(raw(srv, "POST", "/api/v1/rotate", sign(stale, signers)))[:2] == \
+            (409, "MANIFEST CONFLICT")
+        assert bucket.get("root.json") == before
+        assert f"{bucket.prefix}/{old.version + 1}.root.json" not in bucket.objects()
+
+        status, _h, body = raw(srv, "POST", "/api/v1/rotate", sign(new, signers))
+        assert status == 200, body
+        assert trust.load(bucket.get("root.json"), "root.json", Root)[1].version == \
+            old.version + 1
+        assert f"{bucket.prefix}/{old.version + 1}.root.json" in bucket.objects()
+        r = tiup("mirror", "verify", bucket.url)
+        assert r.returncode == 0 and ": 0 errors" in r.stdout, r.output
+    finally:
+        srv.stop()

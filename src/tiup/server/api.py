@@ -28,7 +28,7 @@ import errno
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from tiup.errors import (
@@ -55,6 +55,9 @@ from tiup.server.responses import ApiHandler, json_error
 from tiup.server.sessions import SID, Quota, Session, SessionStore, client_key
 from tiup.settings import Settings
 
+if TYPE_CHECKING:
+    from tiup.repository.store import Store
+
 log = logging.getLogger("tiup.server")
 
 #: Largest manifest body accepted (a component with 20,000 versions is ~8 MB).
@@ -77,7 +80,7 @@ def _content_length(headers: Any) -> int | None:
     return int(raw)
 
 
-async def _read_body(proto: Any, headers: Any, cap: int) -> bytes | None:
+async def read_body(proto: Any, headers: Any, cap: int) -> bytes | None:
     """The whole (small) body, or None when it is larger than ``cap``."""
     size = _content_length(headers)
     if size is not None and size > cap:
@@ -157,7 +160,7 @@ async def component_request(sid: str, name: str, query: str, headers: Any, proto
             flags[key] = flag
         elif key == "owner":
             flags["owner"] = value
-    body = await _read_body(proto, headers, MAX_MANIFEST)
+    body = await read_body(proto, headers, MAX_MANIFEST)
     if body is None:
         return json_error(413, "TOO LARGE",
                           f"a manifest is at most {MAX_MANIFEST} bytes"), "", {}, b""
@@ -312,39 +315,54 @@ class PublishAPI:
     async def rotate(self, headers: Any, proto: Any) -> Result:
         from tiup.trust import MAX_ROOT_SIZE
 
-        body = await _read_body(proto, headers, MAX_ROOT_SIZE)
+        body = await read_body(proto, headers, MAX_ROOT_SIZE)
         if body is None:
             return json_error(413, "TOO LARGE", f"a root manifest is at most {MAX_ROOT_SIZE} "
                               "bytes")
         return await asyncio.to_thread(self._rotate, body)
 
     def _rotate(self, body: bytes) -> Result:
-        from tiup import trust
         from tiup.clock import now
-        from tiup.manifest.envelope import envelope_bytes
-        from tiup.manifest.models import Root
         from tiup.repository.store import Store
 
-        try:  # pure checks of the body first: whatever goes wrong here is the body's fault
-            env, root = trust.load(body, "root.json", Root)
-            root.expires_at()  # the model reads it lazily
-            data = envelope_bytes(env.signatures, env.signed)
-        except Exception as exc:
-            return _bad_body(exc, "root manifest")
-        try:
+        def in_store(stage: Callable[[Store], None]) -> None:
             with Store(self.mirror, now=now(), keyring=self.keyring,
                        settings=self.settings) as store:
-                current = store.state.root.version
-                if root.version != current + 1:
-                    return json_error(409, "MANIFEST CONFLICT",
-                                      f"the new root has version {root.version}, expected "
-                                      f"{current + 1}: fetch the latest root and try again")
-                store.set_root(root, data)
+                stage(store)
                 store.commit()
-        except TiupError as exc:
-            return _error_result(exc)
-        log.info("rotated root to version %d", root.version)
-        return 200, None
+
+        return rotate_root(body, in_store)
+
+
+def rotate_root(body: bytes, run: Callable[[Callable[[Store], None]], None]) -> Result:
+    """``POST /api/v1/rotate`` after its body was read: the body's pure checks, then
+    ``run`` stages the new root in a store of the mirror and commits (a directory's store;
+    a bucket's writer, which runs it again on a lost race). 409 unless the new root's
+    version is the current one + 1."""
+    from tiup import trust
+    from tiup.manifest.envelope import envelope_bytes
+    from tiup.manifest.models import Root
+
+    try:  # pure checks of the body first: whatever goes wrong here is the body's fault
+        env, root = trust.load(body, "root.json", Root)
+        root.expires_at()  # the model reads it lazily
+        data = envelope_bytes(env.signatures, env.signed)
+    except Exception as exc:
+        return _bad_body(exc, "root manifest")
+
+    def stage(store: Store) -> None:
+        current = store.state.root.version
+        if root.version != current + 1:
+            raise ConflictError(f"the new root has version {root.version}, expected "
+                                f"{current + 1}: fetch the latest root and try again")
+        store.set_root(root, data)
+
+    try:
+        run(stage)
+    except TiupError as exc:
+        return _error_result(exc)
+    log.info("rotated root to version %d", root.version)
+    return 200, None
 
 
 def _bad_body(exc: Exception, what: str) -> Result:

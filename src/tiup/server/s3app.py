@@ -9,14 +9,13 @@ mirror, and a publish whose tarball went to one instance completes on another.
 Routes: ``GET``/``HEAD`` of a mirror file (a plain file name; single ``Range`` requests
 are passed to the bucket; ``timestamp.json``, ``snapshot.json`` and ``root.json`` are
 ``no-cache``, versioned manifests and tarballs immutable); the publish API of
-:mod:`tiup.server.api` (``/api/v1/tarball/{sid}``, ``/api/v1/component/{sid}/{name}``)
-with its status codes; the web page and ``/metrics`` of
-:class:`~tiup.server.app.ObservedApp`, fed by this instance's monitor process, which reads
-the bucket again whenever its ``timestamp.json``, ``snapshot.json`` or ``root.json``
-changes (:mod:`tiup.server.monitor`). Not here: ``/api/v1/rotate`` (rotate on the bucket
-with ``tiup mirror --repo s3://...``) and the upload quotas other than
-``--max-upload-size``. Stale sessions of uploads never followed by a manifest are removed
-by ``tiup mirror prune --orphans``.
+:mod:`tiup.server.api` (``/api/v1/tarball/{sid}``, ``/api/v1/component/{sid}/{name}``
+and ``/api/v1/rotate``, :func:`~tiup.server.api.rotate_root`) with their status codes;
+the web page and ``/metrics`` of :class:`~tiup.server.app.ObservedApp`, fed by this
+instance's monitor process, which reads the bucket again whenever its ``timestamp.json``,
+``snapshot.json`` or ``root.json`` changes (:mod:`tiup.server.monitor`). Not here: the
+upload quotas other than ``--max-upload-size``. Stale sessions of uploads never followed
+by a manifest are removed by ``tiup mirror prune --orphans``.
 """
 
 from __future__ import annotations
@@ -41,7 +40,9 @@ from tiup.server.api import (
     _bad_body,
     _error_result,
     component_request,
+    read_body,
     receive_tarball,
+    rotate_root,
     tarball_request,
 )
 from tiup.server.app import ObservedApp, internal_error
@@ -172,7 +173,21 @@ class S3MirrorApp(ObservedApp):
         if len(parts) == 6 and parts[:4] == ["", "api", "v1", "component"]:
             return await self._component(parts[4], parts[5], scope.query_string,
                                          scope.headers, proto)
+        if path == "/api/v1/rotate":
+            return await self._rotate(scope.headers, proto)
         return json_error(404, "NOT FOUND", f"no API route {path} on a bucket-backed server")
+
+    async def _rotate(self, headers: Any, proto: Any) -> tuple[int, object]:
+        from tiup.clock import now
+        from tiup.repository.writer import LocalWriter
+        from tiup.trust import MAX_ROOT_SIZE
+
+        body = await read_body(proto, headers, MAX_ROOT_SIZE)
+        if body is None:
+            return json_error(413, "TOO LARGE", f"a root manifest is at most {MAX_ROOT_SIZE} "
+                              "bytes")
+        writer = LocalWriter(self.storage, self.keyring, clock=now)
+        return await asyncio.to_thread(rotate_root, body, writer.run_store)
 
     async def _tarball(self, sid: str, headers: Any, proto: Any) -> tuple[int, object]:
         limit = self.config.max_upload
