@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from clonekit import (
     build_upstream,
     component_tarballs,
     copy_upstream,
+    publish_version,
     tarball_bytes,
     tarball_name,
     watch_ahead,
@@ -31,6 +33,7 @@ from tiup.hashing import FileInfo
 from tiup.keys import load_private_key
 from tiup.manifest.models import Component, VersionItem
 from tiup.manifest.timefmt import format_time
+from tiup.repository import s3_storage
 from tiup.repository.clone import flow
 from tiup.repository.keyring import load_keyring
 from tiup.repository.s3_storage import NOT_VERIFIED, SEND_BLOCK, S3Storage, SentBody
@@ -256,3 +259,65 @@ def test_a_sent_body_is_hashed_once_per_attempt_and_never_sent_short(tmp_path: P
             body.read(1 << 20)
     assert caught.value.code == NOT_VERIFIED
     assert "ended after 5000 of its" in caught.value.message
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Multipart uploads above 6 MiB, in 5 MiB parts (the smallest RGW takes), instead of
+    above 5 GiB in 16 MiB parts: the same code, on files a test can afford."""
+    monkeypatch.setattr(s3_storage, "MULTIPART_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(s3_storage, "PART_SIZE", 5 << 20)
+
+
+def multipart_uploads(bucket: Bucket) -> list[str]:
+    listed = bucket.rgw.client().list_multipart_uploads(Bucket=bucket.name)
+    return [u["Key"] for u in listed.get("Uploads", [])]
+
+
+def test_a_large_file_goes_up_in_parts_checked_before_completion(
+        bucket: Bucket, tmp_path: Path, small_parts: None) -> None:
+    data = os.urandom((12 << 20) + 123)  # three parts
+    path = tmp_path / "big-v1.0.0-linux-amd64.tar.gz"
+    path.write_bytes(data)
+    info = FileInfo.of_file(path)
+    storage = S3Storage(bucket.url)
+    storage.upload_file(path.name, path, info)
+    assert bucket.get(path.name) == data
+    head = bucket.rgw.client().head_object(Bucket=bucket.name, Key=storage.key(path.name))
+    assert head["ETag"].strip('"').endswith("-3")  # completed from three parts
+    assert head["Metadata"]["sha256"] == info.sha256
+    storage.upload_file(path.name, path, info)  # the same bytes: kept
+    assert not multipart_uploads(bucket)
+
+
+def test_a_large_file_changed_after_verification_is_never_completed(
+        bucket: Bucket, tmp_path: Path, small_parts: None) -> None:
+    data = os.urandom((12 << 20) + 123)
+    path = tmp_path / "big-v1.0.0-linux-amd64.tar.gz"
+    path.write_bytes(data)
+    info = FileInfo.of_file(path)
+    with open(path, "r+b") as fh:  # another process rewrites the last part, same length
+        fh.seek(11 << 20)
+        fh.write(b"\0" * 4096)
+    storage = S3Storage(bucket.url)
+    with pytest.raises(IntegrityError) as caught:
+        storage.upload_file(path.name, path, info)
+    assert caught.value.code == NOT_VERIFIED and "refusing to complete" in caught.value.message
+    assert not [k for k in bucket.objects() if k.endswith(path.name)]
+    assert not multipart_uploads(bucket)  # aborted: no parts left behind
+
+
+def test_a_clone_uploads_a_large_tarball_in_verified_parts(
+        tiup, bucket: Bucket, template: tuple[Path, Path], tmp_path: Path,
+        small_parts: None) -> None:
+    mirror, key = copy_upstream(template, tmp_path / "up")
+    big = publish_version(mirror, key, "tikv", "v9.9.0", "linux/amd64",
+                          payload=os.urandom(11 << 20))
+    r = tiup("mirror", "clone", bucket.url, "--full", "-o", "linux", "-a", "amd64",
+             "--source", str(mirror), "--key-dir", str(tmp_path / "keys"))
+    assert r.returncode == 0, r.output
+    assert bucket.get(big) == (mirror / big).read_bytes()
+    head = bucket.rgw.client().head_object(Bucket=bucket.name, Key=f"{bucket.prefix}/{big}")
+    assert "-" in head["ETag"]  # a multipart upload
+    verify = tiup("mirror", "verify", bucket.url)
+    assert verify.returncode == 0 and ": 0 errors" in verify.stdout, verify.output

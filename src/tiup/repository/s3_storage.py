@@ -8,7 +8,9 @@ of writers on any number of machines commit at once, and S3's conditional PUTs d
                          different bytes: ConflictError "tarball-exists", never replaced)
                          above MULTIPART_THRESHOLD (5 GiB, S3's single-PUT limit): HEAD,
                          an unconditional multipart upload (S3 ignores conditions on its
-                         completion), and a HEAD that checks the stored sha256 is ours
+                         completion), completed only if the parts read have the verified
+                         length and hashes, and a HEAD that checks the stored sha256 is
+                         ours
     2. N.<name>.json     PUT If-None-Match: *   (created only if absent)
     3. snapshot.json     PUT If-Match: <etag it was read with>      compare-and-swap
     4. timestamp.json    PUT If-Match: <etag it was read with>      the commit point
@@ -37,7 +39,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,6 +74,8 @@ TARBALL_EXISTS = "tarball-exists"
 #: S3's limit of a single PUT.
 MULTIPART_THRESHOLD = 5 << 30
 PART_SIZE = 16 << 20
+#: parts of one multipart upload sent at once
+PART_THREADS = 4
 #: parallel uploads of one commit group, and of a clone's tarballs. More requests in
 #: flight than s3transfer's 10 keep the server busy while tiup hashes what it sends
 #: (bench/s3.py: 8 → 16 cut a 1 GiB clone into RGW by about 7%)
@@ -102,7 +106,7 @@ def is_s3(address: str) -> bool:
 
 def make_client(settings: Settings | None = None) -> Any:
     """An S3 client configured the standard AWS way (imports botocore: only here; boto3's
-    own layer, which also loads s3transfer, about 0.1 s, only for a multipart upload).
+    own layer, which also loads s3transfer, about 0.1 s, is never needed).
 
     Raises:
         RepositoryError: boto3 is not installed.
@@ -802,22 +806,73 @@ class S3Storage(Storage):
         return False
 
     def _multipart(self, name: str, source: Path, info: FileInfo) -> None:
-        from boto3.s3.transfer import S3Transfer, TransferConfig
+        """Upload ``source`` in parts of :data:`PART_SIZE` (up to :data:`PART_THREADS` at
+        once), reading the file once, in order: each part's sha256 is signed (the server
+        checks the part it receives), and the whole file's length, sha256 and sha512 are
+        computed as the parts are read and must be ``info``'s before the upload is
+        completed; otherwise (a file that changed after it was verified) it is aborted
+        and nothing is stored. At most ``PART_THREADS + 1`` parts are in memory.
 
-        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
-                                multipart_chunksize=PART_SIZE, max_concurrency=4,
-                                use_threads=True)
+        Raises:
+            IntegrityError: the bytes read are not ``info``'s (``code`` NOT_VERIFIED).
+            RepositoryError: the upload failed, or the file cannot be read.
+        """
+        key, where = self.key(name), self.location_of(name)
+        created = self._call("create_multipart_upload", "upload", name, Key=key,
+                             Metadata={SHA256_META: info.sha256})
+        upload_id = str(created["UploadId"])
+        hasher = Hasher()
+        room = threading.Semaphore(PART_THREADS)
+        failed = threading.Event()
+
+        def send(number: int, data: bytes) -> dict[str, Any]:
+            try:
+                resp = self._call("upload_part", "upload", name, Key=key, UploadId=upload_id,
+                                  PartNumber=number, Body=data)
+                return {"PartNumber": number, "ETag": resp["ETag"]}
+            except BaseException:
+                failed.set()  # read no further: the failure is raised below
+                raise
+            finally:
+                room.release()
+
         try:
-            S3Transfer(self.client, config).upload_file(
-                str(source), self.bucket, self.key(name),
-                extra_args={"Metadata": {SHA256_META: info.sha256}})
-        except _errors() as exc:
-            failure = _failure(exc, "upload", self.location_of(name))
-            raise RepositoryError(failure.message, file=failure.file,
-                                  hint=failure.hint) from exc
-        except Exception as exc:  # s3transfer wraps failures in its own errors
-            raise RepositoryError(f"cannot upload {self.location_of(name)}: {exc}",
-                                  file=self.location_of(name)) from exc
+            with open(source, "rb") as fh, ThreadPoolExecutor(PART_THREADS) as pool:
+                sent: list[Future[dict[str, Any]]] = []
+                while True:
+                    room.acquire()
+                    data = b"" if failed.is_set() else fh.read(PART_SIZE)
+                    if not data:
+                        room.release()
+                        break
+                    hasher.update(data)
+                    sent.append(pool.submit(send, len(sent) + 1, data))
+                parts = [f.result() for f in sent]
+            got = hasher.info()
+            if (got.length, got.sha256, got.sha512) != \
+                    (info.length, info.sha256, info.sha512 or got.sha512):
+                raise IntegrityError(
+                    f"refusing to complete the upload of {where}: its bytes are not the "
+                    f"verified ones ({got.length} bytes, sha256 {got.sha256} read; "
+                    f"{info.length} bytes, sha256 {info.sha256} verified)", file=where,
+                    code=NOT_VERIFIED, hint="the source file changed after it was verified; "
+                                            "run the command again")
+            self._call("complete_multipart_upload", "upload", name, Key=key,
+                       UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except OSError as exc:
+            self._abort(name, upload_id)
+            raise RepositoryError(f"cannot read {source}: {exc.strerror or exc}",
+                                  file=str(source)) from exc
+        except BaseException:
+            self._abort(name, upload_id)
+            raise
+
+    def _abort(self, name: str, upload_id: str) -> None:
+        """Drop an unfinished multipart upload and its parts (best effort: a lifecycle
+        rule for incomplete uploads removes what this cannot)."""
+        with suppress(TiupError):
+            self._call("abort_multipart_upload", "upload", name, Key=self.key(name),
+                       UploadId=upload_id)
 
 
 class SentBody:
