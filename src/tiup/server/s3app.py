@@ -106,10 +106,15 @@ class S3MirrorApp(ObservedApp):
             status, sent = internal_error(proto)
         self.answered(scope, route, status, sent, started)
 
-    def _sessions(self) -> tuple[int, int, None]:
+    def _sessions(self) -> tuple[int, int, None] | None:
         """(upload sessions, staged bytes, no limit) of the bucket: shared by every
-        instance; no staging limit is enforced on a bucket."""
-        staged = self.storage.list(f"{UPLOAD_DIR}/")
+        instance; no staging limit is enforced on a bucket. None (no such gauges in the
+        scrape) when the bucket cannot be listed."""
+        try:
+            staged = self.storage.list(f"{UPLOAD_DIR}/")
+        except TiupError as exc:
+            log.warning("metrics: cannot list the upload sessions: %s", exc.message)
+            return None
         sids = {e.name.split("/")[1] for e in staged if e.name.count("/") >= 2}
         return len(sids), sum(e.size for e in staged), None
 
