@@ -229,3 +229,35 @@ def test_the_bootstrap_copy_in_a_bucket_follows_what_was_cloned(
     ops = s3kill.trace([*base, "--tidb", "v8.5.1", "--tiup", "v1.16.0"],
                        env=dict(os.environ), log=tmp_path / "trace.log")
     assert "CopyObject" not in ops and "PutObject" not in ops, " ".join(ops)
+
+
+def test_clone_from_a_private_bucket(tiup, bucket: Bucket, template: tuple[Path, Path],
+                                     tmp_path: Path) -> None:
+    """`--source s3://…`: a bucket read with credentials (no anonymous reads), verified as
+    any source (its root trusted on first use, with a warning), into a directory and into
+    another prefix of the bucket; the bucket itself as the target is refused."""
+    mirror, _key = copy_upstream(template, tmp_path / "up")
+    base = ("-o", "linux", "-a", "amd64", "--full", "--key-dir")
+    r = tiup("mirror", "clone", bucket.url, *base, str(tmp_path / "k1"), "--source",
+             str(mirror))
+    assert r.returncode == 0, r.output
+
+    out = tmp_path / "offline"
+    r = tiup("mirror", "clone", str(out), *base, str(tmp_path / "k2"), "--source", bucket.url)
+    assert r.returncode == 0, r.output
+    assert f"trusting the root of {bucket.url} on first use" in r.output, r.output
+    assert "10 files downloaded" in r.stdout, r.output
+    assert component_tarballs(p.name for p in out.iterdir()) == tarballs(bucket)
+    r = tiup("mirror", "verify", str(out))
+    assert r.returncode == 0 and ": 0 errors" in r.stdout, r.output
+
+    other = f"s3://{bucket.name}/copy"
+    r = tiup("mirror", "clone", other, *base, str(tmp_path / "k3"), "--source", bucket.url)
+    assert r.returncode == 0, r.output
+    verify_ok(tiup, other)
+
+    before = bucket.objects()
+    r = tiup("mirror", "clone", bucket.url + "/", *base, str(tmp_path / "k4"), "--source",
+             bucket.url)
+    assert r.returncode == 2 and "the source mirror is the target" in r.output, r.output
+    assert bucket.objects() == before

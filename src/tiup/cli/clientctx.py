@@ -12,6 +12,7 @@ from tiup.cli import output
 if TYPE_CHECKING:
     from tiup.client.profile import Profile
     from tiup.client.updater import Updater
+    from tiup.transport.base import Fetcher
 
 
 def profile() -> Profile:
@@ -56,13 +57,15 @@ def notice_env_mirror(prof: Profile) -> None:
                     f"(run `tiup mirror set {from_env}` to make it the default)")
 
 
-def open_updater(prof: Profile, command: str, address: str | None = None) -> Updater:
-    """An updater for the effective mirror (or ``address``), honouring offline mode."""
+def open_updater(prof: Profile, command: str, address: str | None = None,
+                 fetcher: Fetcher | None = None) -> Updater:
+    """An updater for the effective mirror (or ``address``, read through ``fetcher`` if
+    given), honouring offline mode."""
     from tiup import clock
     from tiup.client.updater import Updater
 
     return Updater(prof, address or effective_mirror(prof), clock.now(), offline=prof.offline,
-                   command=command)
+                   command=command, fetcher=fetcher)
 
 
 def flush_warnings(updater: Updater) -> None:

@@ -97,7 +97,9 @@ def build_options(full: bool, oses: tuple[str, ...], archs: tuple[str, ...], pre
 @click.option("--jobs", type=click.IntRange(0), default=4, show_default=True,
               help="Files downloaded at once (0 means 1).")
 @click.option("--source", metavar="ADDR",
-              help="Mirror to clone (default: TIUP_MIRRORS, then the configured mirror).")
+              help="Mirror to clone: a directory, an HTTP(S) URL, or s3://BUCKET/PREFIX (a "
+                   "bucket read with the standard AWS credentials) (default: TIUP_MIRRORS, "
+                   "then the configured mirror).")
 @click.option("--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               metavar="SECONDS", help="Wait at most this long for another writer of the target.")
 @click.option("--key-dir", metavar="DIR",
@@ -166,6 +168,7 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
         from tiup.repository.clone.target import inspect_storage_target
 
         target = open_storage(positional[0])
+        check_not_self(address, target.location)
         inspect_storage_target(target, key_dirs, force=force, keys=given)
     else:
         target = Path(positional[0]).expanduser().absolute()
@@ -178,7 +181,12 @@ def clone(ctx: click.Context, args: tuple[str, ...], full: bool, oses: tuple[str
                 "`tiup mirror clone --help` and run again")
     output.info(f"Arch [{' '.join(opts.archs)}]")
     output.info(f"OS [{' '.join(opts.oses)}]")
-    updater = open_updater(prof, "tiup mirror clone", address)
+    source_fetcher = None
+    if is_s3(address):  # a bucket read with credentials (a private mirror), not over HTTP
+        from tiup.repository.s3_storage import S3Fetcher, S3Storage
+
+        source_fetcher = S3Fetcher(S3Storage(address), record=False)
+    updater = open_updater(prof, "tiup mirror clone", address, fetcher=source_fetcher)
     try:
         with _progress() as sink:
             report = clone_mirror(updater, target, opts, now=now(), jobs=max(1, jobs),

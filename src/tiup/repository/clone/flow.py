@@ -86,13 +86,16 @@ from tiup.transport.base import Fetcher
 from tiup.transport.local import LocalFetcher
 
 
-def check_not_self(source: str, target: Path) -> None:
-    """Refuse to clone a mirror into itself (resolved paths, normalised URLs).
+def check_not_self(source: str, target: Path | str) -> None:
+    """Refuse to clone a mirror into itself (resolved paths, normalised URLs and
+    ``s3://`` addresses).
 
     Raises:
         UsageError: the source is the target.
     """
-    if normalise_address(source) == str(target.expanduser().resolve()):
+    where = normalise_address(target) if isinstance(target, str) \
+        else str(target.expanduser().resolve())
+    if normalise_address(source) == where:
         raise UsageError(
             f"Refusing to clone from {source} to {target}: the source mirror is the target",
             hint="run `tiup mirror set --reset` (or `tiup mirror set <upstream>`) first, or "
@@ -143,6 +146,7 @@ def clone_mirror(updater: VerifiedMirror, target: Path | Storage, opts: CloneOpt
     bucket: Storage | None = None
     if isinstance(target, Storage):
         bucket = target
+        check_not_self(updater.address, bucket.location)
         inspect_storage_target(bucket, key_dirs, force=force, keys=given)
         target = spool_dir(bucket)
     else:
