@@ -254,7 +254,8 @@ def serve_cmd(directory: str | None, **kw: Any) -> int:
     DIR may be s3://BUCKET/PREFIX: a stateless server over the bucket (files streamed
     from it, uploads staged in it, publishes committed with conditional PUTs), so that
     several instances behind a load balancer serve one mirror; pass --key-dir to
-    publish. No page, metrics or rotate API in that mode.
+    publish. Each instance has the page and metrics, from its own reading of the
+    bucket (again whenever timestamp.json, snapshot.json or root.json changes).
 
     Runs until SIGINT/SIGTERM (exit 0).
     """
