@@ -583,8 +583,9 @@ keys (~0.4 s), one more PUT per component for its manifest (client and RGW CPU),
 the process start. Writing each component's manifest as soon as its tarballs were in
 (while the others upload) was tried and measured slower here (7.8-8.4 s against
 7.0-7.4 s): with the cores saturated it only moved the same PUTs earlier.
-Next (same run, old and new code, against the in-process upload as the reference was
-then): 0.66× → 0.73× with all processes on both cores, 0.80× → 0.81× split. The
+Next, against the in-process upload as the reference was then (the previous
+section's run, then a run of the new code; not side by side): 0.66× → 0.73× with all
+processes on both cores, 0.80× → 0.81× split. The
 manifests are now signed while the tarballs upload (by the main thread, which only
 waited; used if every file arrived as signed, else signed again), 16 uploads are in
 flight instead of 8 (RGW spends less CPU per byte with more requests in flight: 8 → 16
