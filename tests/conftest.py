@@ -37,6 +37,18 @@ def fixture_mirror() -> Path:
     return FIXTURES
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An upstream mirror built once per module (``clonekit.build_upstream``): (mirror,
+    owner key). Tests take a private copy (``clonekit.copy_upstream``); a module may
+    define its own ``template``."""
+    from clonekit import build_upstream
+
+    base = tmp_path_factory.mktemp("upstream")
+    build_upstream(base / "mirror", base / "owner.json")
+    return base / "mirror", base / "owner.json"
+
+
 @pytest.fixture(autouse=True)
 def _lent_keys() -> Iterator[None]:
     """Keys that ``tiup.keys.generate`` hands out during a test go back to the pool after

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clonekit import build_upstream, copy_upstream, publish_version
+from clonekit import copy_upstream, publish_version
 from publishkit import ENV, assert_valid
 
 CLONE = ("--full", "-o", "linux", "-a", "amd64")
@@ -48,13 +48,6 @@ def fingerprint(mirror: Path) -> str:
 def _clone(tiup, upstream: Path, target: Path) -> None:
     r = tiup("mirror", "clone", str(target), *CLONE, "--source", str(upstream), env=ENV)
     assert r.returncode == 0, r.output
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("upstream")
-    build_upstream(base / "mirror", base / "owner.json")
-    return base / "mirror", base / "owner.json"
 
 
 def test_the_whole_loop(tiup, template: tuple[Path, Path], tmp_path: Path) -> None:

@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from clonekit import build_upstream, copy_upstream, publish_version, tarballs_in
+from clonekit import copy_upstream, publish_version, tarballs_in
 from nginx import NginxServer, start_nginx, stop_nginx_process
 from publishkit import ENV, assert_valid
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("upstream")
-    build_upstream(base / "mirror", base / "owner.json")
-    return base / "mirror", base / "owner.json"
 
 
 @pytest.fixture

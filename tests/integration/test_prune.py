@@ -9,15 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clonekit import NIGHTLY, build_upstream, copy_upstream
+from clonekit import NIGHTLY, copy_upstream
 from publishkit import ENV, assert_valid
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("upstream")
-    build_upstream(base / "mirror", base / "owner.json")
-    return base / "mirror", base / "owner.json"
 
 
 @pytest.fixture

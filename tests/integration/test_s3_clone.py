@@ -12,7 +12,6 @@ import pytest
 
 import s3kill
 from clonekit import (
-    build_upstream,
     component_tarballs,
     copy_upstream,
     publish_version,
@@ -21,13 +20,6 @@ from clonekit import (
 from publishkit import make_tarball
 from s3kit import Bucket
 from tiup.repository.clone import flow
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("upstream")
-    build_upstream(base / "mirror", base / "owner.json")
-    return base / "mirror", base / "owner.json"
 
 
 def verify_ok(tiup, url: str, *, orphans_ok: bool = False) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from clonekit import (
-    build_upstream,
     component_tarballs,
     copy_upstream,
     publish_version,
@@ -38,13 +37,6 @@ from tiup.repository.clone import flow
 from tiup.repository.keyring import load_keyring
 from tiup.repository.s3_storage import NOT_VERIFIED, SEND_BLOCK, S3Storage, SentBody
 from tiup.repository.store import Store, sign
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("upstream")
-    build_upstream(base / "mirror", base / "owner.json")
-    return base / "mirror", base / "owner.json"
 
 
 def flip(path: Path) -> bytes:

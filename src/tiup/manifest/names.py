@@ -172,6 +172,18 @@ def bootstrap_name(os_name: str, arch: str) -> str:
     return f"tiup-{os_name}-{arch}.tar.gz"
 
 
+def bootstrap_platform(name: str) -> tuple[str, str] | None:
+    """(os, arch) if ``name`` is :func:`bootstrap_name` of a valid platform, else None
+    (never a versioned tarball name: one '-' short)."""
+    parts = name.removesuffix(".tar.gz").split("-")
+    if len(parts) != 3 or parts[0] != "tiup":
+        return None
+    try:
+        return (parts[1], parts[2]) if bootstrap_name(parts[1], parts[2]) == name else None
+    except InvalidNameError:
+        return None
+
+
 def tarball_claim_conflict(comp: str, version: str, others: Iterable[str]) -> str | None:
     """Another component whose tarball names ``comp``'s ``version`` could collide with.
 

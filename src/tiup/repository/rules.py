@@ -32,7 +32,7 @@ from tiup.manifest.envelope import (
 )
 from tiup.manifest.models import Component, Index, Root, Signed, VersionItem
 from tiup.manifest.names import (
-    bootstrap_name,
+    bootstrap_platform,
     check_item_url,
     split_platform,
     tarball_claim_conflict,
@@ -166,13 +166,7 @@ def changed_items(new: Component, old: Component | None) -> list[tuple[str, str,
 
 def is_bootstrap(name: str) -> bool:
     """True for ``tiup-<os>-<arch>.tar.gz`` (never a versioned tarball name: one '-' short)."""
-    parts = name.removesuffix(".tar.gz").split("-")
-    if len(parts) != 3 or parts[0] != "tiup":
-        return False
-    try:
-        return bootstrap_name(parts[1], parts[2]) == name
-    except InvalidNameError:
-        return False
+    return bootstrap_platform(name) is not None
 
 
 def reject_unknown(comp: Component, source: str) -> None:

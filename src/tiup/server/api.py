@@ -299,14 +299,8 @@ class PublishAPI:
                     env, tarball, tarball_name=session.filename if session else None,
                     flags=flags)
                 store.commit()
-        except TarballError as exc:
-            if session is None and isinstance(exc, MissingTarballError):
-                return json_error(404, "SESSION NOT FOUND",
-                                  f"{exc.message}; no tarball was uploaded in this session "
-                                  "(or it expired): upload it first")
-            return json_error(400, "INVALID TARBALL", exc.message)
         except TiupError as exc:
-            return _error_result(exc)
+            return publish_refused(exc, uploaded=session is not None)
         log.info("published %s manifest version %d%s", cid, comp.version,
                  f" with {session.filename}" if session else "")
         return 200, None
@@ -385,6 +379,17 @@ def _disk_full(exc: OSError) -> Result:
     log.error("upload directory: %s", exc.strerror)
     return json_error(507, "INSUFFICIENT STORAGE", "the server has no room for this upload "
                       "right now; try again later")
+
+
+def publish_refused(exc: TiupError, *, uploaded: bool) -> Result:
+    """The answer to a component publish the store refused: 404 ``SESSION NOT FOUND`` when
+    the manifest adds a version whose tarball no upload of the session brought (none was
+    ``uploaded``), else :func:`_error_result`."""
+    if not uploaded and isinstance(exc, MissingTarballError):
+        return json_error(404, "SESSION NOT FOUND",
+                          f"{exc.message}; no tarball was uploaded in this session (or it "
+                          "expired): upload it first")
+    return _error_result(exc)
 
 
 def _error_result(exc: TiupError) -> Result:

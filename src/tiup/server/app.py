@@ -63,6 +63,70 @@ class ObservedApp:
         self.access.stop()
         self.metrics.flush()
 
+    # the store's part, in each app
+    #: whether ``/api/`` takes publishes (else 404)
+    publishing = False
+
+    async def _file(self, method: str, path: str, headers: Any, proto: Response
+                    ) -> tuple[int, int]:
+        """Answer a request for a mirror file: (status, bytes sent)."""
+        raise NotImplementedError
+
+    async def _publish_api(self, path: str, scope: Any, proto: Any) -> tuple[int, object]:
+        """Run a POST to the publish API: (status, JSON body)."""
+        raise NotImplementedError
+
+    def _metrics_route(self, path: str) -> bool:
+        """``/metrics`` is the scrape unless the mirror has a file of that name."""
+        return True
+
+    async def _sessions_usage(self) -> tuple[int, int, int | None] | None:
+        """(upload sessions, staged bytes, staging limit or None), None without the API."""
+        return None
+
+    async def __call__(self, scope: Any, proto: Any) -> None:
+        if scope.proto != "http":
+            return
+        started = time.perf_counter()
+        method, path = scope.method, scope.path
+        route = "other"
+        try:
+            if path.startswith("/api/"):
+                route = "api"
+                status, sent = await self._api(method, path, scope, proto)
+            elif self.is_page(method, path, scope.headers):
+                route = "ui"
+                status, sent = await self._ui(method, path, scope, proto)
+            elif path == "/metrics" and method in ("GET", "HEAD") and \
+                    self._metrics_route(path):
+                route = "metrics"
+                status, sent = self._metrics(method, proto, await self._sessions_usage())
+            else:
+                route = route_class(path)
+                status, sent = await self._file(method, path, scope.headers, proto)
+        except Exception:
+            # A bug, not the client's fault: the traceback goes to the log, the client gets
+            # one JSON line (if no response was started; granian ignores a second one).
+            log.exception("internal error on %s %s", method, path)
+            status, sent = internal_error(proto)
+        self.answered(scope, route, status, sent, started)
+
+    async def _api(self, method: str, path: str, scope: Any, proto: Any) -> tuple[int, int]:
+        if method != "POST":
+            return send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
+                                                "the API accepts POST only"),
+                             extra=[("allow", "POST")])
+        if not self.publishing:
+            return send_json(proto, *json_error(404, "NOT FOUND",
+                                                "publishing is not enabled on this server"))
+        try:
+            status, body = await self._publish_api(path, scope, proto)
+        except Exception:
+            log.exception("internal error on %s %s", method, path)
+            status, body = json_error(500, "INTERNAL ERROR", "an internal error happened")
+        self._count_api(path, status, body)
+        return send_json(proto, status, body)
+
     @staticmethod
     def is_page(method: str, path: str, headers: Any) -> bool:
         """``/ui/...``, or ``/`` asked for by a browser (tiup and curl get the files)."""
@@ -125,6 +189,7 @@ class MirrorApp(ObservedApp):
         super().__init__(config)
         self.files = StaticFiles(config.mirror)
         self.api = api
+        self.publishing = api is not None
         self.sessions: SessionStore | None = None
         if api is not None and config.upload_dir is not None:
             from tiup.server.sessions import SessionStore
@@ -137,39 +202,21 @@ class MirrorApp(ObservedApp):
             self.upstream = Upstream(config.upstream,
                                      settings.http.ca_bundle if settings is not None else None)
 
-    async def __call__(self, scope: Any, proto: Any) -> None:
-        if scope.proto != "http":
-            return
-        started = time.perf_counter()
-        method, path = scope.method, scope.path
-        route = "other"
-        try:
-            if path.startswith("/api/"):
-                route = "api"
-                status, sent = await self._api(method, path, scope, proto)
-            elif self.is_page(method, path, scope.headers):
-                route = "ui"
-                status, sent = await self._ui(method, path, scope, proto)
-            elif path == "/metrics" and method in ("GET", "HEAD") and \
-                    self.files.lookup(path) is None:
-                route = "metrics"
-                sessions = None
-                if self.sessions is not None:
-                    count, staged = self.sessions.usage()
-                    sessions = (count, staged, self.config.max_staged)
-                status, sent = self._metrics(method, proto, sessions)
-            else:
-                route = route_class(path)
-                status, sent = self._static(method, path, scope.headers, proto)
-                if status == 404 and self.upstream is not None:
-                    status, sent = await self._from_upstream(method, path, proto,
-                                                             (status, sent))
-        except Exception:
-            # A bug, not the client's fault: the traceback goes to the log, the client gets
-            # one JSON line (if no response was started; granian ignores a second one).
-            log.exception("internal error on %s %s", method, path)
-            status, sent = internal_error(proto)
-        self.answered(scope, route, status, sent, started)
+    def _metrics_route(self, path: str) -> bool:
+        return self.files.lookup(path) is None
+
+    async def _sessions_usage(self) -> tuple[int, int, int | None] | None:
+        if self.sessions is None:
+            return None
+        count, staged = self.sessions.usage()
+        return count, staged, self.config.max_staged
+
+    async def _file(self, method: str, path: str, headers: Any, proto: Response
+                    ) -> tuple[int, int]:
+        status, sent = self._static(method, path, headers, proto)
+        if status == 404 and self.upstream is not None:
+            status, sent = await self._from_upstream(method, path, proto, (status, sent))
+        return status, sent
 
     # ------------------------------------------------------------------ static
     def _static(self, method: str, path: str, headers: Any, proto: Response) -> tuple[int, int]:
@@ -232,22 +279,10 @@ class MirrorApp(ObservedApp):
         return missing
 
     # --------------------------------------------------------------------- api
-    async def _api(self, method: str, path: str, scope: Any, proto: Any) -> tuple[int, int]:
-        if method != "POST":
-            return send_json(proto, *json_error(405, "METHOD NOT ALLOWED",
-                                                "the API accepts POST only"),
-                             extra=[("allow", "POST")])
-        if self.api is None:
-            return send_json(proto, *json_error(404, "NOT FOUND",
-                                                "publishing is not enabled on this server"))
-        try:
-            status, body = await self.api(method, path, scope.query_string, scope.headers,
-                                          scope.client, proto)
-        except Exception:
-            log.exception("internal error on %s %s", method, path)
-            status, body = json_error(500, "INTERNAL ERROR", "an internal error happened")
-        self._count_api(path, status, body)
-        return send_json(proto, status, body)
+    async def _publish_api(self, path: str, scope: Any, proto: Any) -> tuple[int, object]:
+        assert self.api is not None
+        return await self.api("POST", path, scope.query_string, scope.headers, scope.client,
+                              proto)
 
 
 def internal_error(proto: Response) -> tuple[int, int]:

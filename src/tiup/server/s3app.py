@@ -24,30 +24,27 @@ import asyncio
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from tiup.errors import (
     FetchError,
-    MissingTarballError,
     MultipartError,
     NotFoundError,
-    TarballError,
     TiupError,
 )
 from tiup.server.api import (
     _bad_body,
     _error_result,
     component_request,
+    publish_refused,
     read_body,
     receive_tarball,
     rotate_root,
     tarball_request,
 )
-from tiup.server.app import ObservedApp, internal_error
+from tiup.server.app import ObservedApp
 from tiup.server.config import ServerConfig
-from tiup.server.metrics import route_class
 from tiup.server.responses import json_error, read_only, send_json
 
 log = logging.getLogger("tiup.server")
@@ -70,41 +67,8 @@ class S3MirrorApp(ObservedApp):
         self.keyring = load_keyring([Path(config.key_dir)]) if config.key_dir else KeyRing()
         self.publishing = config.key_dir is not None
 
-    async def __call__(self, scope: Any, proto: Any) -> None:
-        if scope.proto != "http":
-            return
-        started = time.perf_counter()
-        method, path = scope.method, scope.path
-        route = "other"
-        try:
-            if path.startswith("/api/"):
-                route = "api"
-                if method != "POST":
-                    status, sent = send_json(proto, *json_error(
-                        405, "METHOD NOT ALLOWED", "the API accepts POST only"),
-                        extra=[("allow", "POST")])
-                elif not self.publishing:
-                    status, sent = send_json(proto, *json_error(
-                        404, "NOT FOUND", "publishing is not enabled on this server"))
-                else:
-                    code, body = await self._api(path, scope, proto)
-                    self._count_api(path, code, body)
-                    status, sent = send_json(proto, code, body)
-            elif self.is_page(method, path, scope.headers):
-                route = "ui"
-                status, sent = await self._ui(method, path, scope, proto)
-            elif path == "/metrics" and method in ("GET", "HEAD"):
-                route = "metrics"
-                sessions = await asyncio.to_thread(self._sessions) if self.publishing \
-                    else None
-                status, sent = self._metrics(method, proto, sessions)
-            else:
-                route = route_class(path)
-                status, sent = await self._file(method, path, scope.headers, proto)
-        except Exception:
-            log.exception("internal error on %s %s", method, path)
-            status, sent = internal_error(proto)
-        self.answered(scope, route, status, sent, started)
+    async def _sessions_usage(self) -> tuple[int, int, int | None] | None:
+        return await asyncio.to_thread(self._sessions) if self.publishing else None
 
     def _sessions(self) -> tuple[int, int, None] | None:
         """(upload sessions, staged bytes, no limit) of the bucket: shared by every
@@ -171,7 +135,7 @@ class S3MirrorApp(ObservedApp):
         return status, sent
 
     # -------------------------------------------------------------------- api
-    async def _api(self, path: str, scope: Any, proto: Any) -> tuple[int, object]:
+    async def _publish_api(self, path: str, scope: Any, proto: Any) -> tuple[int, object]:
         parts = path.split("/")
         if len(parts) == 5 and parts[:4] == ["", "api", "v1", "tarball"]:
             return await self._tarball(parts[4], scope.headers, proto)
@@ -273,14 +237,8 @@ class S3MirrorApp(ObservedApp):
             writer = LocalWriter(self.storage, self.keyring, clock=now)
             comp = writer.run_store(lambda store: store.publish_component(
                 env, tarball, tarball_name=tarball_name, flags=flags))
-        except TarballError as exc:
-            if not staged and isinstance(exc, MissingTarballError):
-                return json_error(404, "SESSION NOT FOUND",
-                                  f"{exc.message}; no tarball was uploaded in this session "
-                                  "(or it expired): upload it first")
-            return json_error(400, "INVALID TARBALL", exc.message)
         except TiupError as exc:
-            return _error_result(exc)
+            return publish_refused(exc, uploaded=bool(staged))
         finally:
             import shutil
 

@@ -40,7 +40,7 @@ from tiup import trust
 from tiup.errors import BundleError, NotFoundError, RepositoryError, TiupError
 from tiup.manifest.envelope import parse_envelope
 from tiup.manifest.models import Component, Root, Snapshot, Timestamp
-from tiup.manifest.names import check_item_url, versioned_url
+from tiup.manifest.names import bootstrap_platform, check_item_url, versioned_url
 from tiup.repository.bundle.format import (
     INDEX_NAME,
     MANIFEST,
@@ -52,7 +52,6 @@ from tiup.repository.bundle.format import (
     Member,
     PartWriter,
     Since,
-    is_bootstrap_copy,
     member_kind,
     versioned_parts,
 )
@@ -311,7 +310,7 @@ def _plan(storage: LocalStorage, since: bytes | int | None, since_source: str,
                                   hint=f"run `tiup mirror verify {storage.location}`")
             tarballs[name] = Member(name, item.length, item.sha256, item.sha512)
     for name in sorted(listing):
-        if is_bootstrap_copy(name) is not None:
+        if bootstrap_platform(name) is not None:
             info = storage.file_info(name)
             if info.sha256 not in known_sha:
                 tarballs[name] = Member(name, info.length, info.sha256, info.sha512)
@@ -319,8 +318,8 @@ def _plan(storage: LocalStorage, since: bytes | int | None, since_source: str,
     for _kind, _version, _base, name in files:
         info = storage.file_info(name)
         idx.files.append(Member(name, info.length, info.sha256, info.sha512))
-    idx.files += [tarballs[n] for n in sorted(tarballs) if is_bootstrap_copy(n) is None]
-    idx.files += [tarballs[n] for n in sorted(tarballs) if is_bootstrap_copy(n) is not None]
+    idx.files += [tarballs[n] for n in sorted(tarballs) if bootstrap_platform(n) is None]
+    idx.files += [tarballs[n] for n in sorted(tarballs) if bootstrap_platform(n) is not None]
     return plan
 
 

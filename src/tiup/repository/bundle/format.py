@@ -39,7 +39,7 @@ from typing import IO, BinaryIO
 from tiup.errors import BundleError, InvalidNameError, TiupError
 from tiup.fsutil import atomic_write
 from tiup.manifest.canonical import decode_json_strict, encode_canonical
-from tiup.manifest.names import bootstrap_name, component_id, is_hex_digest, is_tarball_file
+from tiup.manifest.names import component_id, is_hex_digest, is_tarball_file
 
 FORMAT = "tiup-bundle/1"
 PARTS_FORMAT = "tiup-bundle-parts/1"
@@ -90,15 +90,6 @@ def member_kind(name: str) -> int:
     raise malformed(f"bundle member {name!r} is not a mirror file name", name)
 
 
-def is_bootstrap_copy(name: str) -> tuple[str, str] | None:
-    """(os, arch) for ``tiup-<os>-<arch>.tar.gz``, else None."""
-    parts = name.removesuffix(".tar.gz").split("-")
-    if len(parts) != 3 or parts[0] != "tiup":
-        return None
-    try:
-        return (parts[1], parts[2]) if bootstrap_name(parts[1], parts[2]) == name else None
-    except InvalidNameError:
-        return None
 
 
 def versioned_parts(name: str) -> tuple[int, str] | None:

@@ -62,7 +62,7 @@ from tiup.errors import (
 )
 from tiup.hashing import FileInfo
 from tiup.manifest.models import Component, Index, VersionItem
-from tiup.manifest.names import check_item_url, versioned_url
+from tiup.manifest.names import bootstrap_platform, check_item_url, versioned_url
 from tiup.reader import MirrorReader
 from tiup.repository.bundle.format import (
     INDEX_NAME,
@@ -75,7 +75,6 @@ from tiup.repository.bundle.format import (
     BundleIndex,
     PartsReader,
     chunks,
-    is_bootstrap_copy,
     malformed,
     member_kind,
     parts_file,
@@ -584,7 +583,7 @@ class _Import:
         item = verified.tarballs.get(name)
         if item is not None:
             return item
-        boot = is_bootstrap_copy(name)
+        boot = bootstrap_platform(name)
         if boot is not None:
             for candidate in verified.bootstrap.get(f"{boot[0]}/{boot[1]}", []):
                 if candidate.sha256 == sha256:

@@ -19,7 +19,7 @@ from tiup.fsutil import atomic_write
 from tiup.hashing import FileInfo
 from tiup.manifest import versions as V
 from tiup.manifest.models import Component, VersionItem
-from tiup.manifest.names import check_item_url
+from tiup.manifest.names import bootstrap_name, check_item_url
 from tiup.repository.clone.fetch import WORK_DIR, FetchResult
 from tiup.repository.clone.plan import CloneOptions, CloneReport
 from tiup.repository.store import Store
@@ -84,7 +84,8 @@ def bootstrap_sources(comp: Component | None, opts: CloneOptions,
               if not it.yanked} if comp is not None else {}
         latest = V.latest_stable(vs)
         name = tarball_of("tiup", plat, latest, vs[latest]) if latest is not None else None
-        out.append((plat, f"tiup-{plat.replace('/', '-')}.tar.gz",
+        os_name, _, arch = plat.partition("/")
+        out.append((plat, bootstrap_name(os_name, arch),
                     name if name is not None and name in verified else None))
     return out
 
