@@ -427,6 +427,28 @@ def test_mechanism_not_supported_by_the_token(tiup, hsm: SoftHSM, tmp_path: Path
     assert "0 errors" in _ok(tiup, "mirror", "verify", str(mirror))
 
 
+def test_a_token_listing_that_fails_now_and_then_is_tried_again(
+        tiup, hsm: SoftHSM, owner_mirror: tuple[Path, Token]) -> None:
+    """SoftHSM2 answers CKR_GENERAL_ERROR to C_GetTokenInfo now and then while another
+    process logs in (a server's workers start together): a few such answers are tried
+    again; a token that keeps failing is one line (``pkcs11shim/faulty.c`` fails the
+    first N calls)."""
+    from tiup.keys.pkcs11 import LIST_ATTEMPTS
+
+    mirror, token = owner_mirror
+    uri = token.uri(extra=f"module-path={hsm.faulty_module()}")
+    modify = ("mirror", "--repo", str(mirror), "modify", "hello", "-k", uri)
+    r = tiup(*modify, "--desc", "after two failures",
+             env={**ENV, "TIUP_TEST_TOKENINFO_FAILS": "2"}, subprocess=True)
+    assert r.returncode == 0, r.output
+    assert len(list(mirror.glob("*.hello.json"))) == 2
+    r = tiup(*modify, "--desc", "never", subprocess=True,
+             env={**ENV, "TIUP_TEST_TOKENINFO_FAILS": str(LIST_ATTEMPTS * 100)})
+    assert r.returncode == 1 and "Traceback" not in r.output, r.output
+    assert "failed while listing the tokens" in r.stderr and "GeneralError" in r.stderr
+    assert len(list(mirror.glob("*.hello.json"))) == 2
+
+
 def test_wrong_pin_says_the_tries_left_then_locked(tiup, hsm: SoftHSM, tmp_path: Path,
                                                   owner_mirror: tuple[Path, Token]) -> None:
     """A token that keeps a retry counter (SoftHSM2 keeps none: ``pkcs11shim/faulty.c``

@@ -28,6 +28,7 @@ import atexit
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ _PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
                    ":[]@!$'()*+,=/|")
 _HEX = frozenset("0123456789abcdefABCDEF")
 RSA_BITS = 2048
+#: listings of a module's tokens tried before a CKR_GENERAL_ERROR is reported
+LIST_ATTEMPTS = 5
 _MAX_URI = 4096
 
 Prompt = Callable[[str], str]
@@ -270,7 +273,23 @@ def _library(path: str) -> Any:
 
 
 def _find_token(lib: Any, uri: Pkcs11URI, module: str) -> Any:
-    """The one initialised token the URI names."""
+    """The one initialised token the URI names. A listing that fails with
+    ``CKR_GENERAL_ERROR`` is tried again, up to :data:`LIST_ATTEMPTS` times: SoftHSM2
+    answers so now and then while another process logs in to a token of its directory
+    (the workers of ``tiup mirror serve --workers N`` all start at once)."""
+    from pkcs11.exceptions import GeneralError
+
+    for attempt in range(LIST_ATTEMPTS):
+        try:
+            return _find_token_once(lib, uri, module)
+        except TokenError as exc:
+            if attempt + 1 == LIST_ATTEMPTS or not isinstance(exc.__cause__, GeneralError):
+                raise
+        time.sleep(0.01 * 2 ** attempt)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _find_token_once(lib: Any, uri: Pkcs11URI, module: str) -> Any:
     from pkcs11 import TokenFlag
     from pkcs11.exceptions import PKCS11Error
 

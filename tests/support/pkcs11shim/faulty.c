@@ -10,6 +10,9 @@
  *   has none): wrong PINs are counted in FILE; C_GetTokenInfo reports
  *   CKF_USER_PIN_COUNT_LOW, then CKF_USER_PIN_FINAL_TRY, then CKF_USER_PIN_LOCKED, and
  *   after $TIUP_TEST_PIN_TRIES (default 3) wrong PINs C_Login says CKR_PIN_LOCKED.
+ * - $TIUP_TEST_TOKENINFO_FAILS=N: the first N calls of C_GetTokenInfo in the process
+ *   answer CKR_GENERAL_ERROR, as SoftHSM2's does now and then while another process logs
+ *   in to a token of the same directory.
  *
  * Built by tests/support/softhsm.py with cc. */
 #include <dlfcn.h>
@@ -90,7 +93,11 @@ static CK_RV login(CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, 
     return rv;
 }
 
+static int token_info_calls;
+
 static CK_RV token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
+    const char *fails = getenv("TIUP_TEST_TOKENINFO_FAILS");
+    if (fails != NULL && token_info_calls++ < atoi(fails)) return CKR_GENERAL_ERROR;
     const char *path = getenv("TIUP_TEST_PIN_STATE");
     CK_RV rv = real->C_GetTokenInfo(slot, info);
     if (rv != CKR_OK || path == NULL) return rv;
