@@ -141,6 +141,12 @@ def test_help_needs_no_network_and_bad_options(tiup, tmp_path: Path,
     assert r.returncode == 0 and "--<component>" in r.stdout
     r = tiup("mirror", "clone", str(tmp_path / "c"), "--os=", "--source", served.url, env=ENV)
     assert r.returncode == 2 and "--os is empty" in r.stderr
+    # an OS or architecture becomes part of file names: the shared rule, before any I/O
+    for flag in ("--os=../../../tmp/x", "--arch=a b"):
+        r = tiup("mirror", "clone", str(tmp_path / "c"), flag, "--full", "--source",
+                 served.url, env=ENV)
+        assert r.returncode == 2 and "--os/--arch: invalid" in r.stderr, r.output
+        assert "Traceback" not in r.output and not (tmp_path / "c").exists()
     r = tiup("mirror", "clone", str(tmp_path / "c"), "--nosuch", "v1", "--source", served.url,
              env=ENV)
     assert r.returncode == 2 and "unknown component nosuch" in r.stderr

@@ -53,9 +53,12 @@ def build_options(full: bool, oses: tuple[str, ...], archs: tuple[str, ...], pre
     """The clone options from the command line (versions normalised).
 
     Raises:
-        UsageError: an empty --os/--arch, or a value that is not a version.
+        UsageError: an empty --os/--arch, an OS or architecture that is not a safe name
+            (they become file names: ``tiup-<os>-<arch>.tar.gz``), or a value that is not
+            a version.
     """
-    from tiup.errors import UsageError
+    from tiup.errors import InvalidNameError, UsageError
+    from tiup.manifest.names import platform
     from tiup.repository.clone.plan import (
         DEFAULT_ARCHS,
         DEFAULT_OSES,
@@ -70,6 +73,14 @@ def build_options(full: bool, oses: tuple[str, ...], archs: tuple[str, ...], pre
         raise UsageError("--os is empty: give at least one OS (linux, darwin)")
     if not arch_list:
         raise UsageError("--arch is empty: give at least one architecture (amd64, arm64)")
+    for os_name in os_list:
+        for arch in arch_list:
+            try:
+                platform(os_name, arch)
+            except InvalidNameError as exc:
+                raise UsageError(f"--os/--arch: {exc.message}",
+                                 hint="give names such as linux, darwin and amd64, arm64") \
+                    from exc
     globals_ = tuple(normalise_version(v) for v in split_values(versions))
     comps: dict[str, tuple[str, ...]] = {}
     for name, values in per_component.items():
